@@ -1,0 +1,105 @@
+"""Translate whatever the wire threw into a classified step failure — in one place.
+
+The probe never raises. aiosmtplib, ssl, asyncio and the OS each have their own
+exception trees; `classify()` maps all of them to (class, code, text):
+
+    SMTPResponseException(code)      -> by reply code: 4xx transient, 5xx permanent,
+                                        530/534/535/538 auth; code -1 (unparseable
+                                        or over-long reply) protocol
+    SMTPTimeoutError, TimeoutError   -> timeout
+    ssl.SSLCertVerificationError     -> tls, with the reason (expired, self-signed…)
+    ssl.SSLError                     -> tls
+    SMTPServerDisconnected, OSError  -> network (refused, reset, DNS, unreachable)
+    anything else                    -> protocol (an unexpected reply or state)
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from monitor.probe.result import FailureClass
+
+AUTH_CODES = frozenset({530, 534, 535, 538})
+
+# OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h) worth a plain name.
+_VERIFY_REASONS = {
+    9: "certificate not yet valid",
+    10: "certificate expired",
+    18: "self-signed certificate",
+    19: "self-signed certificate in chain",
+    20: "unknown CA (unable to get local issuer certificate)",
+    21: "unknown CA (unable to verify the first certificate)",
+    62: "hostname mismatch",
+    64: "IP address mismatch",
+}
+
+
+@dataclass(frozen=True)
+class Classified:
+    failure_class: FailureClass
+    code: int | None
+    text: str
+
+
+def class_for_code(code: int) -> FailureClass:
+    """The class of a reply that was not the one a step expected."""
+    if code in AUTH_CODES:
+        return FailureClass.AUTH
+    if 400 <= code < 500:
+        return FailureClass.TRANSIENT
+    if 500 <= code < 600:
+        return FailureClass.PERMANENT
+    return FailureClass.PROTOCOL  # 2xx/3xx where another was due, or not a reply code
+
+
+def verify_reason(exc: ssl.SSLCertVerificationError) -> str:
+    return _VERIFY_REASONS.get(exc.verify_code, exc.verify_message or str(exc))
+
+
+def classify(exc: BaseException) -> Classified:
+    """Map any exception raised while running a step to its failure class."""
+    cause = _root(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return Classified(FailureClass.TLS, None, f"certificate verification failed: "
+                          f"{verify_reason(cause)}")
+    if isinstance(cause, ssl.SSLError):
+        return Classified(FailureClass.TLS, None, f"TLS handshake failed: {cause.reason or cause}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        if exc.code < 0:  # aiosmtplib's marker for an unparseable or over-long reply
+            return Classified(FailureClass.PROTOCOL, None, _short(exc.message))
+        return Classified(class_for_code(exc.code), exc.code, _short(exc.message))
+    if isinstance(exc, TimeoutError):  # SMTPTimeoutError is a TimeoutError too
+        return Classified(FailureClass.TIMEOUT, None, _short(str(exc)) or "timed out")
+    if isinstance(cause, socket.gaierror):
+        return Classified(FailureClass.NETWORK, None, f"DNS lookup failed: {cause.strerror}")
+    if isinstance(cause, ConnectionRefusedError):
+        return Classified(FailureClass.NETWORK, None, "connection refused")
+    if isinstance(cause, ConnectionResetError):
+        return Classified(FailureClass.NETWORK, None, "connection reset by peer")
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return Classified(FailureClass.NETWORK, None,
+                          f"server closed the connection ({_short(exc.message)})")
+    if isinstance(cause, OSError):
+        return Classified(FailureClass.NETWORK, None, _short(cause.strerror or str(cause)))
+    if isinstance(exc, aiosmtplib.SMTPException):
+        return Classified(FailureClass.PROTOCOL, None, _short(exc.message))
+    return Classified(FailureClass.PROTOCOL, None, f"{type(exc).__name__}: {_short(str(exc))}")
+
+
+def _root(exc: BaseException) -> BaseException:
+    """aiosmtplib wraps OS and ssl errors (`raise … from exc`); classify by the origin."""
+    seen = 0
+    while exc.__cause__ is not None and seen < 5:
+        exc = exc.__cause__
+        seen += 1
+    return exc
+
+
+def _short(text: str, limit: int = 500) -> str:
+    """Server text is untrusted: keep a hostile 1 MB line out of results and logs."""
+    text = text.replace("\r", " ").strip()
+    return text if len(text) <= limit else text[:limit] + "…"
