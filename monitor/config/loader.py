@@ -117,7 +117,8 @@ def _describe(exc: ValidationError) -> Iterator[tuple[str, str]]:
             message = "unknown key"
         elif kind == "missing":
             message = "required key is missing"
-        elif loc and loc[-1] not in _SECRET_KEYS and _is_scalar(error.get("input")):
+        elif (loc and loc[-1] not in _SECRET_KEYS and _is_scalar(error.get("input"))
+              and str(error.get("input")) not in message):
             message = f"{message} (got {error['input']!r})"
         yield _loc_to_path(loc), message
 

@@ -97,6 +97,15 @@ class _Session:
             self.smtp.close()
         if failure is not None and failure.failure_class is FailureClass.TLS and self.tls is None:
             self.tls = await self._inspect_failed_tls(failure.text)
+        if (failure is not None and failure.step is Step.CONNECT
+                and failure.failure_class is FailureClass.TIMEOUT
+                and self.provider.tls is not TlsMode.IMPLICIT
+                and await self._port_speaks_tls()):
+            index = self.recorder.steps.index(failure)
+            failure = failure.model_copy(update={
+                "text": failure.text + "; the port completes a TLS handshake: it expects "
+                "implicit TLS"})
+            self.recorder.steps[index] = failure
 
         diagnosis = None
         if failure is not None and failure.failure_class is not None:
@@ -286,6 +295,18 @@ class _Session:
         verify_error = None if self.provider.tls_verify else "not verified (tls_verify: false)"
         return tlsinfo.describe_session(ssl_object, verified=self.provider.tls_verify,
                                         verify_error=verify_error)
+
+    async def _port_speaks_tls(self) -> bool:
+        """After a silent banner: is this an implicit-TLS port probed in plaintext?"""
+        try:
+            async with asyncio.timeout(self.step_timeout):
+                _, writer = await asyncio.open_connection(
+                    self.provider.host, self.provider.port, ssl=tlsinfo.inspection_context(),
+                    server_hostname=self.provider.host)
+                writer.close()
+                return True
+        except Exception:  # anything but a completed handshake means "no"
+            return False
 
     async def _inspect_failed_tls(self, reason: str) -> TlsInfo:
         """A second, non-verifying handshake, only to report the certificate we refused."""

@@ -30,7 +30,7 @@ _VERIFY_REASONS = {
     9: "certificate not yet valid",
     10: "certificate expired",
     18: "self-signed certificate",
-    19: "self-signed certificate in chain",
+    19: "unknown CA (the chain ends in an untrusted self-signed root)",
     20: "unknown CA (unable to get local issuer certificate)",
     21: "unknown CA (unable to verify the first certificate)",
     62: "hostname mismatch",

@@ -67,17 +67,18 @@ class StepRecorder:
         except Exception as exc:  # translated in one place: errors.classify
             classified = classify(exc)
             code, text, failure_class = classified.code, classified.text, classified.failure_class
-            if code is not None and refusal_class is not None:
-                failure_class = refusal_class(code)
         else:
             code, text = reply.code, reply.message
             if code in expect:
                 self._record(step, command, code, text, ok=True, recipient=recipient)
                 return reply
-            if code in tolerate:
-                self._record(step, command, code, text, ok=False, recipient=recipient)
-                return None
-            failure_class = (refusal_class or class_for_code)(code)
+            failure_class = class_for_code(code)
+        # aiosmtplib raises for most unexpected codes, so refusals arrive either way.
+        if code is not None and code in tolerate:
+            self._record(step, command, code, text, ok=False, recipient=recipient)
+            return None
+        if code is not None and refusal_class is not None:
+            failure_class = refusal_class(code)
         result = self._record(step, command, code, text, ok=False,
                               failure_class=failure_class, recipient=recipient)
         if fatal:
