@@ -3,9 +3,13 @@
 # and swaks/check_smtp that bench/ measures against. Installed only when missing,
 # with the distribution's services left stopped: the tests start their own
 # instances on loopback, from config files under tests/.
+# Usage: install-system-deps.sh demo|test   (demo needs only python3-venv)
 set -euo pipefail
-packages=(python3-venv postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
-          dovecot-sieve swaks monitoring-plugins-basic)
+packages=(python3-venv)
+if [ "${1:-test}" = "test" ]; then
+    packages+=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
+               swaks monitoring-plugins-basic)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

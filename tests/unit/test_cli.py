@@ -1,0 +1,120 @@
+"""The `monitor` command as a user runs it: a subprocess, exit codes, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.sandbox import Sandbox
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "monitor.yaml"
+
+
+async def monitor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor.cli", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path):  # type: ignore[no-untyped-def]
+    box = await Sandbox(tmp_path / "sandbox").start()
+    yield box
+    await box.stop()
+
+
+def write_config(path: Path, box: Sandbox) -> Path:
+    assert box.certificates is not None
+    path.write_text(f"""
+providers:
+  - name: sandbox
+    host: {box.host}
+    port: {box.port}
+    mode: send
+    ca_file: {box.certificates.ca_file}
+    helo: cli-test.localhost
+    auth: {{username: {box.username}, password: "${{SANDBOX_PASSWORD}}"}}
+    from: probe@cli.test
+    to: [seed@cli.test]
+""")
+    return path
+
+
+async def test_probe_prints_step_table_and_exits_0(tmp_path: Path, sandbox: Sandbox) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox)
+    code, out, err = await monitor("probe", "sandbox", "--config", str(config),
+                                   env={"SANDBOX_PASSWORD": sandbox.password})
+    assert code == 0, err
+    for step in ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "quit"):
+        assert f"  {step}" in out
+    assert "TLSv1." in out and "(verified)" in out
+    assert sandbox.password not in out
+
+
+async def test_probe_failure_exits_1_with_diagnosis(tmp_path: Path, sandbox: Sandbox) -> None:
+    sandbox.faults["rcpt"] = "550 5.1.1 no such user"
+    config = write_config(tmp_path / "c.yaml", sandbox)
+    code, out, _ = await monitor("probe", "sandbox", "--config", str(config),
+                                 env={"SANDBOX_PASSWORD": sandbox.password})
+    assert code == 1
+    assert "FAILED at rcpt 550 5.1.1 (permanent)" in out
+    assert "Next:" in out
+
+
+async def test_probe_json_shape(tmp_path: Path, sandbox: Sandbox) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox)
+    code, out, _ = await monitor("probe", "sandbox", "--config", str(config), "--json",
+                                 env={"SANDBOX_PASSWORD": sandbox.password})
+    assert code == 0
+    result = json.loads(out)
+    assert result["ok"] is True and result["provider"] == "sandbox"
+    assert [s["step"] for s in result["steps"]][:3] == ["connect", "ehlo", "noop"]
+    first = result["steps"][0]
+    assert set(first) >= {"step", "command", "code", "enhanced_code", "text", "latency_ms", "ok",
+                          "failure_class"}
+    assert result["tls"]["verified"] is True
+    assert result["tls"]["certificate"]["not_after"]
+    assert result["capabilities"]["auth_mechanisms"] == ["LOGIN", "PLAIN"]
+    assert result["token"].startswith("dm-")
+    assert sandbox.password not in out
+
+
+async def test_unknown_provider_and_bad_config_exit_2(tmp_path: Path) -> None:
+    code, _, err = await monitor("probe", "nope", "--config", str(EXAMPLE),
+                                 env={"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x",
+                                      "PD_ROUTING_KEY": "x", "OPS_WEBHOOK_SECRET": "whsec_eA=="})
+    assert code == 2 and "no provider named 'nope'" in err and "sendgrid-relay" in err
+    code, _, err = await monitor("probe", "x", "--config", str(EXAMPLE), env={})
+    assert code == 2
+    assert f"{EXAMPLE}: providers[0].auth.password: environment variable SENDGRID_API_KEY" in err
+
+
+async def test_config_validate() -> None:
+    env = {"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x", "PD_ROUTING_KEY": "x",
+           "OPS_WEBHOOK_SECRET": "whsec_eA=="}
+    code, out, _ = await monitor("config", "validate", str(EXAMPLE), env=env)
+    assert code == 0 and "OK (2 providers, 1 mailboxes, 2 subscriptions)" in out
+    bad = Path(__file__).parents[1] / "fixtures" / "config" / "invalid-tls-mode.yaml"
+    code, _, err = await monitor("config", "validate", str(bad), env=env)
+    assert code == 2 and "providers[2].tls" in err
+
+
+async def test_usage_error_exits_2() -> None:
+    code, _, err = await monitor("probe")
+    assert code == 2 and "usage" in err
+
+
+async def test_demo_shows_failure_and_recovery() -> None:
+    code, out, err = await monitor("demo")
+    assert code == 0, out + err
+    assert "FAILED at rcpt 451 4.3.0 (transient)" in out
+    assert "FAILED at rcpt 550 5.1.1 (permanent)" in out
+    assert out.count("\nOK in ") == 2
+    assert "Messages in the sandbox Maildir: 2" in out
