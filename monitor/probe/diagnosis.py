@@ -309,8 +309,10 @@ def _reply(c: _Ctx) -> tuple[str, str]:
     match = _ENHANCED_RE.match(c.enhanced or "")
     detail = f"{int(match[2])}.{int(match[3])}" if match else None
     meaning = _ENHANCED.get(detail or "") or code_meaning(c.step, c.code)
-    if match and detail not in _ENHANCED:  # known subject, unknown detail: still a clue
-        meaning += f" ({_SUBJECT.get(int(match[2]), 'unknown')} status)"
+    if match and detail not in _ENHANCED:  # unknown detail, but the subject is still a clue
+        subject = f"{_SUBJECT.get(int(match[2]), 'unknown')} status"
+        closed = meaning.endswith(")")
+        meaning = f"{meaning[:-1]}; {subject})" if closed else f"{meaning} ({subject})"
     verb = {4: "temporarily rejected", 5: "rejected"}.get(c.code // 100, "answered")
     enhanced = f" {c.enhanced}" if match else ""
     return f"{c.label} {verb} with {c.code}{enhanced}: {meaning}", _fix(c, detail)
@@ -348,9 +350,10 @@ def _mismatch(c: _Ctx) -> tuple[str, str] | None:
     """The classic port/TLS-mode mix-ups, which show up as timeouts, resets or garbage."""
     if c.step is not Step.CONNECT:
         return None
-    if c.port == 465 and c.tls_mode != "implicit":
-        return ("the server on port 465 waits for a TLS handshake, the probe spoke plaintext",
-                "port 465 expects implicit TLS (SMTPS): set tls: implicit")
+    # The engine checks a silent port with a TLS handshake and says so in the text.
+    if c.tls_mode != "implicit" and (c.port == 465 or "expects implicit tls" in c.low):
+        return (f"the server on port {c.port} waits for a TLS handshake, the probe spoke "
+                "plaintext", f"port {c.port} expects implicit TLS (SMTPS): set tls: implicit")
     if c.tls_mode == "implicit" and (c.port in (25, 587) or _PLAINTEXT_RE.search(c.low)):
         return (f"implicit TLS was attempted, but port {c.port} speaks plaintext SMTP",
                 f"port {c.port} speaks STARTTLS, not implicit TLS: set tls: starttls")
@@ -377,14 +380,14 @@ def _timeout(c: _Ctx) -> tuple[str, str]:
     mismatch = _mismatch(c)
     if mismatch:
         return f"{c.label} timed out: {mismatch[0]}", mismatch[1]
+    action = "retry; if it persists, check the server's load and firewalls, or raise timeout"
     if c.step is Step.CONNECT:
         why = "no banner: the server, or a firewall dropping packets, did not answer"
     elif c.step is Step.MESSAGE:
         why = "no reply after the final dot (slow content scanning?)"
     else:
         why = "the server accepted TCP but stopped answering"
-    return (f"{c.label} timed out: {why}",
-            "retry; if it persists, check the server's load and firewalls, or raise timeout")
+    return f"{c.label} timed out: {why}", action
 
 
 def _protocol(c: _Ctx) -> tuple[str, str]:
@@ -397,14 +400,15 @@ def _protocol(c: _Ctx) -> tuple[str, str]:
     if mismatch:
         return f"{c.label} got a malformed reply: {mismatch[0]}", mismatch[1]
     meaning, action = _match(_PROTOCOL, c.low) or ("malformed reply, not valid SMTP", "")
-    return f"{c.label} got a bad reply: {meaning} ({_clip(c.text)})", action or check
+    return f"{c.label} got a bad reply ({_clip(c.text)}): {meaning}", action or check
 
 
 def _delivery(c: _Ctx) -> tuple[str, str]:
-    return _match(_DELIVERY, c.low) or (
-        "accepted by SMTP but not seen in the mailbox before the deadline",
-        "check the spam folder, the provider's suppression list and the recipient "
-        "domain's MX; retry")
+    meaning, action = _match(_DELIVERY, c.low) or (
+        "the message was accepted by SMTP but not seen in the mailbox before the deadline",
+        "check the spam folder, the provider's suppression list and the recipient domain's MX; "
+        "retry")
+    return f"Delivery check: {meaning}", action
 
 
 def _match(rules: _Rules, low: str) -> tuple[str, str] | None:

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiosmtplib
-from monitor.probe.diagnosis import diagnose
 
 from monitor.config import AuthConfig, AuthMechanism, Config, ProbeMode, ProviderConfig, TlsMode
 from monitor.probe import tls as tlsinfo
 from monitor.probe.capabilities import HELO_ONLY, MECHANISM_PREFERENCE, parse_capabilities
+from monitor.probe.diagnosis import diagnose
 from monitor.probe.errors import class_for_code, classify, verify_reason
 from monitor.probe.message import build_message, new_token
 from monitor.probe.recorder import StepFailed, StepRecorder

@@ -109,7 +109,7 @@ class ScriptedServer:
                         str(self.reply_for(verb)).startswith("220"):
                     await writer.start_tls(self.starttls_context)
                 elif verb == "DATA" and str(self.reply_for(verb)).startswith("354"):
-                    while (body := await reader.readline()) not in (b".\r\n", b""):
+                    while await reader.readline() not in (b".\r\n", b""):
                         pass
                     if not await self._send(writer, self.reply_for("MESSAGE")):
                         return
