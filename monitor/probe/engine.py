@@ -61,6 +61,7 @@ class _Session:
         self.findings: list[Finding] = []
         self.token: str | None = None
         self.message_id: str | None = None
+        self.accepted_at: datetime | None = None
         self.tls_context = tlsinfo.client_context(provider.tls_verify, provider.ca_file)
         self.smtp = aiosmtplib.SMTP(
             hostname=provider.host,
@@ -131,6 +132,7 @@ class _Session:
             findings=tuple(self.findings),
             token=self.token,
             message_id=self.message_id,
+            accepted_at=self.accepted_at,
         )
 
     # -- the session, in protocol order ------------------------------------------------
@@ -249,6 +251,7 @@ class _Session:
                       expect={354})
         await rec.run(Step.MESSAGE, f"<message {len(body)} bytes>\r\n.",
                       lambda: self._send_content(body), expect={250})
+        self.accepted_at = datetime.now(UTC)
 
     async def _send_content(self, body: bytes) -> aiosmtplib.SMTPResponse:
         protocol = self.smtp.protocol

@@ -150,6 +150,8 @@ class ProbeResult(Frozen):
     findings: tuple[Finding, ...] = ()
     token: str | None = None  # the X-Delivery-Monitor-Token of a send, for the receive side
     message_id: str | None = None
+    # When the server answered 250 to the final dot: the receive side measures from here.
+    accepted_at: datetime | None = None
 
     @property
     def failure(self) -> StepResult | None:
