@@ -1,0 +1,107 @@
+"""Database engine, sessions and migrations.
+
+SQLite (aiosqlite, WAL) under ./data by default; PostgreSQL (asyncpg) when
+MONITOR_DATABASE_URL says so. The service migrates on start — under an
+advisory lock on PostgreSQL, so replicas starting together don't race — and
+refuses to run against a schema newer than it knows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x6D6F6E69  # "moni": pg_advisory_xact_lock key for migrations
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer Delivery Monitor than this one."""
+
+
+def database_url(env: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if env is None else env
+    url = environ.get("MONITOR_DATABASE_URL")
+    if url:
+        return url
+    data = Path("data").absolute()
+    data.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{data / 'monitor.db'}"
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL lets readers (the API) proceed while the scheduler writes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def _alembic_config(connection: sa.Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": _MIGRATION_LOCK})
+    config = _alembic_config(connection)
+    known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    unknown = [rev for rev in current if rev not in known]
+    if unknown:
+        raise SchemaTooNew(
+            f"the database schema is at revision {', '.join(unknown)}, which this version "
+            f"of Delivery Monitor does not know (it knows up to {head_revision()}): "
+            "upgrade Delivery Monitor, or point MONITOR_DATABASE_URL at another database")
+    command.upgrade(config, "head")
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(MIGRATIONS))
+    return script.get_current_head() or "base"
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to head; raise SchemaTooNew if it is ahead of us."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def read(connection: sa.Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)

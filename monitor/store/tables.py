@@ -1,0 +1,184 @@
+"""SQLModel tables: provider state, runs and their steps, receive results,
+pending tokens, events, the webhook outbox, and slot claims.
+
+Rich documents (a whole ProbeResult, an event's data) are JSON columns; the
+columns beside them are what queries filter and sort on. Time columns are
+timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+UTCDateTime = sa.DateTime(timezone=True)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[call-overload]
+
+
+def _json(**kwargs: Any) -> Any:
+    return Field(sa_type=sa.JSON, **kwargs)  # type: ignore[call-overload]
+
+
+class ProviderStateRow(SQLModel, table=True):
+    __tablename__ = "provider_state"
+
+    provider: str = Field(primary_key=True, max_length=64)
+    state: dict[str, Any] = _json(default_factory=dict)
+    last_run_id: str | None = Field(default=None, max_length=32)
+    updated_at: datetime = _ts()
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "run"
+    __table_args__ = (sa.Index("ix_run_provider_started", "provider", "started_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    provider: str = Field(max_length=64)
+    started_at: datetime = _ts()
+    duration_ms: float
+    ok: bool
+    failed_step: str | None = Field(default=None, max_length=16)
+    failure_class: str | None = Field(default=None, max_length=16)
+    result: dict[str, Any] = _json()
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "step_result"
+
+    run_id: str = Field(
+        sa_column=sa.Column(sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"),
+                            primary_key=True))
+    seq: int = Field(primary_key=True)
+    step: str = Field(max_length=16)
+    recipient: str | None = None
+    code: int | None = None
+    enhanced_code: str | None = Field(default=None, max_length=16)
+    latency_ms: float
+    ok: bool
+    failure_class: str | None = Field(default=None, max_length=16)
+
+
+class PendingTokenRow(SQLModel, table=True):
+    """A sent message the receive side has not resolved yet."""
+
+    __tablename__ = "pending_token"
+
+    token: str = Field(primary_key=True, max_length=64)
+    run_id: str = Field(max_length=32)
+    provider: str = Field(max_length=64)
+    mailbox: str = Field(max_length=64)
+    accepted_at: datetime = _ts()
+    deadline: datetime = _ts(index=True)
+    claimed_until: datetime | None = _ts(default=None)
+
+
+class ReceiveResultRow(SQLModel, table=True):
+    __tablename__ = "receive_result"
+
+    token: str = Field(primary_key=True, max_length=64)
+    run_id: str = Field(max_length=32, index=True)
+    provider: str = Field(max_length=64)
+    mailbox: str = Field(max_length=64)
+    checked_at: datetime = _ts(index=True)
+    arrived: bool
+    placement: str | None = Field(default=None, max_length=16)
+    latency_ms: float | None = None
+    result: dict[str, Any] = _json()
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "event"
+    __table_args__ = (sa.Index("ix_event_provider_ts", "provider", "timestamp"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    type: str = Field(max_length=40, index=True)
+    provider: str | None = Field(default=None, max_length=64)
+    timestamp: datetime = _ts(index=True)
+    run_id: str | None = Field(default=None, max_length=32)
+    data: dict[str, Any] = _json(default_factory=dict)
+
+
+class SubscriptionRow(SQLModel, table=True):
+    __tablename__ = "subscription"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=16)
+    url: str | None = None
+    # Standard Webhooks secrets, newest first; older ones sign until `rotated_until`.
+    secrets: list[str] = _json(default_factory=list)
+    rotated_until: datetime | None = _ts(default=None)
+    routing_key: str | None = None
+    events: list[str] = _json(default_factory=lambda: ["*"])
+    providers: list[str] = _json(default_factory=lambda: ["*"])
+    enabled: bool = True
+    disabled_reason: str | None = None
+    source: str = Field(default="api", max_length=8)  # "config" or "api"
+    created_at: datetime = _ts()
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One event for one subscriber: the outbox. Written with the event, claimed by a worker."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (sa.Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    event_id: str = Field(
+        sa_column=sa.Column(sa.String(32), sa.ForeignKey("event.id"), nullable=False,
+                            index=True))
+    subscription_id: str = Field(max_length=32, index=True)
+    status: str = Field(default="pending", max_length=16)  # pending|delivered|dead|disabled
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    claimed_until: datetime | None = _ts(default=None)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    last_status: int | None = None
+    last_error: str | None = None
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(default=None)
+
+
+class DeliveryAttemptRow(SQLModel, table=True):
+    __tablename__ = "delivery_attempt"
+
+    delivery_id: str = Field(
+        sa_column=sa.Column(sa.String(32), sa.ForeignKey("delivery.id", ondelete="CASCADE"),
+                            primary_key=True))
+    attempt: int = Field(primary_key=True)
+    at: datetime = _ts()
+    status: int | None = None
+    latency_ms: float
+    outcome: str = Field(max_length=16)
+    response: str | None = None  # first KB of the response body, or the error
+    worker: str | None = Field(default=None, max_length=64)
+
+
+class SlotClaimRow(SQLModel, table=True):
+    """(provider, slot) inserted by the one replica that runs that slot."""
+
+    __tablename__ = "slot_claim"
+
+    provider: str = Field(primary_key=True, max_length=64)
+    slot: int = Field(primary_key=True, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    claimed_by: str = Field(max_length=64)
+    claimed_at: datetime = _ts()
+
+
+class CheckRow(SQLModel, table=True):
+    """A pre-campaign check and its report (the API issue fills it in)."""
+
+    __tablename__ = "campaign_check"
+
+    id: str = Field(primary_key=True, max_length=32)
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = _ts()
+    finished_at: datetime | None = _ts(default=None)
+    request: dict[str, Any] = _json(default_factory=dict)
+    report: dict[str, Any] = _json(default_factory=dict)
