@@ -18,11 +18,11 @@ UTCDateTime = sa.DateTime(timezone=True)
 
 
 def _ts(**kwargs: Any) -> Any:
-    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[call-overload]
+    return Field(sa_type=UTCDateTime, **kwargs)
 
 
 def _json(**kwargs: Any) -> Any:
-    return Field(sa_type=sa.JSON, **kwargs)  # type: ignore[call-overload]
+    return Field(sa_type=sa.JSON, **kwargs)
 
 
 class ProviderStateRow(SQLModel, table=True):
@@ -166,7 +166,7 @@ class SlotClaimRow(SQLModel, table=True):
     __tablename__ = "slot_claim"
 
     provider: str = Field(primary_key=True, max_length=64)
-    slot: int = Field(primary_key=True, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    slot: int = Field(primary_key=True, sa_type=sa.BigInteger)
     claimed_by: str = Field(max_length=64)
     claimed_at: datetime = _ts()
 

@@ -1,0 +1,41 @@
+"""The output table: one line per comparison, ours against the baseline, and their ratio."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench.scenarios import Row
+
+HEADER = ("scenario", "ours", "baseline", "ratio (ours/baseline)")
+
+
+def _value(seconds_per_op: float, unit: str) -> str:
+    if unit == "probes/s":
+        return f"{1 / seconds_per_op:,.0f} probes/s"
+    return f"{seconds_per_op * 1000:,.1f} ms/run"
+
+
+def _ratio(row: Row) -> str:
+    # The ratio is in the unit as printed: probes/s for throughput (above 1:
+    # ours faster), ms/run for wall time (above 1: ours slower).
+    if row.unit == "probes/s":
+        ratio = 1 / row.ratio
+        verdict = "faster" if ratio >= 1 else "slower"
+    else:
+        ratio = row.ratio
+        verdict = "slower" if ratio >= 1 else "faster"
+    return f"{ratio:.2f} (ours {verdict})"
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = [HEADER, *((r.scenario, _value(r.ours, r.unit), _value(r.baseline, r.unit),
+                        _ratio(r)) for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+    out = []
+    for index, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:], widths[1:],
+                                                                       strict=True))]
+        out.append(" | ".join(cells).rstrip())
+        if index == 0:
+            out.append("-+-".join("-" * w for w in widths))
+    return "\n".join(out)

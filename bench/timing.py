@@ -1,0 +1,96 @@
+"""Measuring: batches of operations, warm-up, interleaved rounds, medians.
+
+Every contender is reduced to a `Measure`: "run this n times, return the seconds".
+`compare` then times ours and the baseline in alternating order, round after
+round, so a slow spell on the shared machine hits both sides alike; medians over
+rounds discard the odd disturbed round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+AsyncOp = Callable[[], Awaitable[None]]
+Measure = Callable[[int], float]
+
+
+async def time_batch(op: AsyncOp, n: int, concurrency: int) -> float:
+    """Seconds to complete `n` ops with at most `concurrency` in flight."""
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        # A fixed pool of workers pulling from a counter keeps exactly
+        # `concurrency` sessions open until the tail, unlike gather() in chunks,
+        # which idles while each chunk's slowest session finishes.
+        while remaining > 0:
+            remaining -= 1
+            await op()
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, n)):
+            group.create_task(worker())
+    return time.perf_counter() - started
+
+
+def in_loop(runner: asyncio.Runner, op: AsyncOp, concurrency: int = 1) -> Measure:
+    """A Measure for an async op, run on the benchmark's one long-lived event loop."""
+    return lambda n: runner.run(time_batch(op, n, concurrency))
+
+
+def commands(argv: Sequence[str]) -> Measure:
+    """A Measure for an external command run n times in a row; it must exit 0."""
+    def measure(n: int) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{argv[0]} exited {done.returncode}: "
+                                   f"{done.stderr.decode(errors='replace').strip()}")
+        return time.perf_counter() - started
+    return measure
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Median seconds per operation of each side, and the median of per-round ratios."""
+
+    ours: float
+    baseline: float
+    ratio: float  # ours / baseline, in seconds per operation
+
+
+def compare(ours: tuple[Measure, int], baseline: tuple[Measure, int], rounds: int,
+            warmup: int) -> Comparison:
+    """Time both sides (`(measure, n)`) in alternating order, `rounds` times.
+
+    Each side has its own n so a 0.4 s command and a 2 ms probe both run long
+    enough per round to rise above timer and scheduling noise. The ratio is taken
+    within each round, then the median: the two halves of a round are seconds
+    apart, so a slow spell on the shared machine mostly cancels out, where a ratio
+    of the two overall medians would carry it.
+    """
+    sides = (ours, baseline)
+    for measure, n in sides:
+        # Warm-up: imports, cached TLS contexts, the page cache for executables,
+        # and the server's own first-connection costs are paid here, not timed.
+        measure(min(warmup, n))
+    samples: tuple[list[float], list[float]] = ([], [])
+    for index in range(rounds):
+        order = (0, 1) if index % 2 == 0 else (1, 0)
+        for side in order:
+            measure, n = sides[side]
+            # Garbage left by the other side should not be collected on this one's clock.
+            gc.collect()
+            samples[side].append(measure(n) / n)
+    ratios = [o / b for o, b in zip(*samples, strict=True)]
+    return Comparison(statistics.median(samples[0]), statistics.median(samples[1]),
+                      statistics.median(ratios))

@@ -1,0 +1,304 @@
+"""Every query the service runs, in one place.
+
+Functions take an AsyncSession and leave transactions to the caller, except
+where the docstring says otherwise: a probe's run, state, events and outbox
+rows are written by one `record_run` call inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from monitor.events.model import Event
+from monitor.events.state import ProviderState
+from monitor.probe.result import ProbeResult
+from monitor.store.tables import (
+    DeliveryAttemptRow,
+    DeliveryRow,
+    EventRow,
+    PendingTokenRow,
+    ProviderStateRow,
+    ReceiveResultRow,
+    RunRow,
+    SlotClaimRow,
+    StepRow,
+    SubscriptionRow,
+)
+
+
+def new_id() -> str:
+    """Time-ordered ids: cursors page by id, and ids sort like creation time."""
+    return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(6)}"
+
+
+def _pg(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# -- scheduling -------------------------------------------------------------------------
+
+
+async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: str,
+                     now: datetime) -> bool:
+    """Insert (provider, slot); exactly one replica succeeds. Commits on its own."""
+    session.add(SlotClaimRow(provider=provider, slot=slot, claimed_by=replica, claimed_at=now))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+# -- provider state and runs ------------------------------------------------------------
+
+
+async def load_state(session: AsyncSession, provider: str) -> ProviderState:
+    """The stored state, locked for this transaction on PostgreSQL."""
+    query = select(ProviderStateRow).where(ProviderStateRow.provider == provider)
+    if _pg(session):
+        query = query.with_for_update()
+    row = (await session.exec(query)).first()
+    return ProviderState.model_validate(row.state) if row else ProviderState()
+
+
+async def save_state(session: AsyncSession, provider: str, state: ProviderState,
+                     now: datetime) -> None:
+    row = await session.get(ProviderStateRow, provider)
+    data = state.model_dump(mode="json")
+    if row is None:
+        session.add(ProviderStateRow(provider=provider, state=data,
+                                     last_run_id=state.last_run_id, updated_at=now))
+    else:
+        row.state, row.last_run_id, row.updated_at = data, state.last_run_id, now
+        session.add(row)
+
+
+def add_run(session: AsyncSession, result: ProbeResult) -> None:
+    session.add(RunRow(
+        id=result.run_id, provider=result.provider, started_at=result.started_at,
+        duration_ms=result.duration_ms, ok=result.ok,
+        failed_step=result.failed_step.value if result.failed_step else None,
+        failure_class=result.failure_class.value if result.failure_class else None,
+        result=result.model_dump(mode="json")))
+    for seq, step in enumerate(result.steps):
+        session.add(StepRow(
+            run_id=result.run_id, seq=seq, step=step.step.value, recipient=step.recipient,
+            code=step.code, enhanced_code=step.enhanced_code, latency_ms=step.latency_ms,
+            ok=step.ok, failure_class=step.failure_class.value if step.failure_class else None))
+
+
+async def add_events(session: AsyncSession, events: Sequence[Event], now: datetime) -> int:
+    """Store events and, in the same transaction, one outbox row per matching subscriber."""
+    if not events:
+        return 0
+    subscriptions = (await session.exec(
+        select(SubscriptionRow).where(col(SubscriptionRow.enabled).is_(True)))).all()
+    # Flush events first: deliveries reference them by foreign key.
+    for event in events:
+        session.add(EventRow(id=event.id, type=event.type.value, provider=event.provider,
+                             timestamp=event.timestamp, run_id=event.run_id,
+                             data=event.model_dump(mode="json")["data"]))
+    await session.flush()
+    queued = 0
+    for event in events:
+        for sub in subscriptions:
+            if subscribed(sub, event):
+                session.add(DeliveryRow(id=new_id(), event_id=event.id, subscription_id=sub.id,
+                                        next_attempt_at=now, created_at=now))
+                queued += 1
+    return queued
+
+
+def subscribed(sub: SubscriptionRow, event: Event) -> bool:
+    """`*`, exact types and prefixes like `probe.*`; provider names or `*`."""
+    type_ok = any(fnmatch.fnmatchcase(event.type.value, pattern) for pattern in sub.events)
+    provider_ok = "*" in sub.providers or (event.provider in sub.providers)
+    return type_ok and provider_ok
+
+
+def add_pending(session: AsyncSession, *, token: str, run_id: str, provider: str, mailbox: str,
+                accepted_at: datetime, deadline: datetime) -> None:
+    session.add(PendingTokenRow(token=token, run_id=run_id, provider=provider, mailbox=mailbox,
+                                accepted_at=accepted_at, deadline=deadline))
+
+
+async def recent_runs(session: AsyncSession, provider: str, *, limit: int = 50,
+                      before: str | None = None) -> Sequence[RunRow]:
+    query = select(RunRow).where(RunRow.provider == provider)
+    if before:
+        query = query.where(col(RunRow.id) < before)
+    return (await session.exec(query.order_by(col(RunRow.id).desc()).limit(limit))).all()
+
+
+async def last_run(session: AsyncSession, provider: str) -> RunRow | None:
+    runs = await recent_runs(session, provider, limit=1)
+    return runs[0] if runs else None
+
+
+async def states(session: AsyncSession) -> Sequence[ProviderStateRow]:
+    return (await session.exec(select(ProviderStateRow).order_by(
+        col(ProviderStateRow.provider)))).all()
+
+
+async def list_events(session: AsyncSession, *, provider: str | None = None,
+                      types: Sequence[str] = (), since: datetime | None = None,
+                      until: datetime | None = None, before: str | None = None,
+                      limit: int = 50) -> Sequence[EventRow]:
+    query = select(EventRow)
+    if provider:
+        query = query.where(EventRow.provider == provider)
+    if types:
+        query = query.where(col(EventRow.type).in_(list(types)))
+    if since:
+        query = query.where(col(EventRow.timestamp) >= since)
+    if until:
+        query = query.where(col(EventRow.timestamp) < until)
+    if before:
+        query = query.where(col(EventRow.id) < before)
+    return (await session.exec(query.order_by(col(EventRow.id).desc()).limit(limit))).all()
+
+
+# -- receive side -----------------------------------------------------------------------
+
+
+async def claim_pending(session: AsyncSession, now: datetime,
+                        lease: timedelta) -> Sequence[PendingTokenRow]:
+    """Lease unclaimed pending tokens to this replica (conditional UPDATE). Commits."""
+    candidates = (await session.exec(select(PendingTokenRow).where(
+        sa.or_(col(PendingTokenRow.claimed_until).is_(None),
+               col(PendingTokenRow.claimed_until) < now)).limit(500))).all()
+    claimed = []
+    for row in candidates:
+        result = await session.exec(
+            sa.update(PendingTokenRow)
+            .where(col(PendingTokenRow.token) == row.token)
+            .where(sa.or_(col(PendingTokenRow.claimed_until).is_(None),
+                          col(PendingTokenRow.claimed_until) < now))
+            .values(claimed_until=now + lease))
+        if result.rowcount == 1:
+            claimed.append(row)
+    await session.commit()
+    return claimed
+
+
+async def release_pending(session: AsyncSession, tokens: Sequence[str]) -> None:
+    if tokens:
+        await session.exec(sa.update(PendingTokenRow)
+                           .where(col(PendingTokenRow.token).in_(list(tokens)))
+                           .values(claimed_until=None))
+
+
+async def resolve_pending(session: AsyncSession, row: ReceiveResultRow) -> None:
+    """Store a receive result and drop its pending token (caller's transaction)."""
+    await session.exec(sa.delete(PendingTokenRow)
+                       .where(col(PendingTokenRow.token) == row.token))
+    await session.merge(row)
+
+
+# -- retention --------------------------------------------------------------------------
+
+
+async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
+    """Delete history older than `before`. Commits."""
+    counts = {}
+    old_runs = select(RunRow.id).where(col(RunRow.started_at) < before)
+    for name, statement in (
+        ("steps", sa.delete(StepRow).where(col(StepRow.run_id).in_(old_runs))),
+        ("runs", sa.delete(RunRow).where(col(RunRow.started_at) < before)),
+        ("receive_results", sa.delete(ReceiveResultRow)
+         .where(col(ReceiveResultRow.checked_at) < before)),
+        ("slot_claims", sa.delete(SlotClaimRow).where(col(SlotClaimRow.claimed_at) < before)),
+    ):
+        result = await session.exec(statement)
+        counts[name] = result.rowcount
+    await session.commit()
+    return counts
+
+
+# -- outbox -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    delivery: DeliveryRow
+    event: EventRow
+    subscription: SubscriptionRow
+
+
+async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
+                    lease: timedelta, limit: int = 50) -> list[ClaimedDelivery]:
+    """Claim due deliveries atomically so no two workers send the same attempt. Commits.
+
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED. SQLite: a conditional UPDATE per
+    row (SQLite serialises writers, so the condition decides the winner).
+    """
+    due = (select(DeliveryRow)
+           .where(col(DeliveryRow.status) == "pending")
+           .where(col(DeliveryRow.next_attempt_at) <= now)
+           .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
+                         col(DeliveryRow.claimed_until) < now))
+           .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
+           .limit(limit))
+    claimed: list[DeliveryRow] = []
+    if _pg(session):
+        for row in (await session.exec(due.with_for_update(skip_locked=True))).all():
+            row.claimed_until, row.claimed_by = now + lease, worker
+            session.add(row)
+            claimed.append(row)
+    else:
+        for row in (await session.exec(due)).all():
+            result = await session.exec(
+                sa.update(DeliveryRow)
+                .where(col(DeliveryRow.id) == row.id)
+                .where(col(DeliveryRow.status) == "pending")
+                .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
+                              col(DeliveryRow.claimed_until) < now))
+                .values(claimed_until=now + lease, claimed_by=worker))
+            if result.rowcount == 1:
+                claimed.append(row)
+    await session.commit()
+    out = []
+    for row in claimed:
+        event = await session.get(EventRow, row.event_id)
+        subscription = await session.get(SubscriptionRow, row.subscription_id)
+        if event is not None and subscription is not None:
+            out.append(ClaimedDelivery(row, event, subscription))
+    return out
+
+
+async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: DeliveryAttemptRow,
+                         *, status: str, next_attempt_at: datetime | None,
+                         error: str | None) -> None:
+    """Record one attempt and the delivery's new state; release the claim. Commits."""
+    row = await session.get(DeliveryRow, delivery_id)
+    if row is None:
+        return
+    session.add(attempt)
+    row.attempts = attempt.attempt
+    row.status = status
+    row.last_status = attempt.status
+    row.last_error = error
+    row.claimed_until, row.claimed_by = None, None
+    if next_attempt_at is not None:
+        row.next_attempt_at = next_attempt_at
+    if status == "delivered":
+        row.delivered_at = attempt.at
+    session.add(row)
+    await session.commit()
+
+
+async def outbox_depth(session: AsyncSession) -> int:
+    result = await session.exec(select(sa.func.count()).select_from(DeliveryRow)
+                                .where(col(DeliveryRow.status) == "pending"))
+    return int(result.one())
