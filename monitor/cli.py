@@ -11,6 +11,8 @@ from pathlib import Path
 from monitor.config import ConfigError, default_config_path, load_config
 from monitor.probe import run_probe
 from monitor.render import render_result
+from monitor.store.db import SchemaTooNew
+from monitor.webhooks import verify_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     validate = config_commands.add_parser("validate", help="check a config file and exit")
     validate.add_argument("file", nargs="?", type=Path, default=None)
 
+    serve = commands.add_parser("serve", help="run the scheduler, outbox and HTTP API")
+    serve.add_argument("--config", type=Path, default=None)
+
+    events = commands.add_parser("events", help="print recent events from the database")
+    events.add_argument("--provider", default=None)
+    events.add_argument("--type", dest="types", action="append", default=[],
+                        help="event type (repeatable)")
+    events.add_argument("--limit", type=int, default=20)
+    events.add_argument("--json", action="store_true")
+
+    status = commands.add_parser("status", help="print each provider's current state")
+    status.add_argument("--json", action="store_true")
+
+    verify_cli.add_parser(commands)
+
     demo = commands.add_parser("demo", help="run everything locally against a built-in sandbox")
     demo.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
     return parser
@@ -42,11 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _probe(args.name, args.config, as_json=args.json)
         if args.command == "config":
             return _validate(args.file)
+        if args.command == "serve":
+            from monitor.service.serve import serve
+
+            serve(args.config)
+            return EXIT_OK
+        if args.command in ("events", "status"):
+            from monitor import history
+
+            return asyncio.run(history.main(args))
+        if args.command == "webhook":
+            return verify_cli.run(args)
         if args.command == "demo":
             from monitor.demo import run_demo
 
             return asyncio.run(run_demo())
     except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchemaTooNew as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -56,6 +56,8 @@ def step_key(step: StepResult) -> str:
 def capability_set(caps: Capabilities) -> tuple[str, ...]:
     """Extensions plus AUTH mechanisms and SIZE: what `capabilities_changed` compares."""
     items = {e for e in caps.extensions if e not in ("AUTH", "SIZE")}
+    if caps.starttls:
+        items.add("STARTTLS")
     items |= {f"AUTH {m}" for m in caps.auth_mechanisms}
     if caps.size is not None:
         items.add(f"SIZE {caps.size}")

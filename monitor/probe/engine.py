@@ -162,7 +162,11 @@ class _Session:
         ehlo = await rec.run(step, f"EHLO {self.helo}", lambda: smtp.ehlo(timeout=t),
                              expect={250}, tolerate=_EHLO_REFUSALS)
         if ehlo is not None:
-            self.capabilities = parse_capabilities(ehlo.message)
+            capabilities = parse_capabilities(ehlo.message)
+            if step is Step.EHLO_TLS:
+                # STARTTLS is never re-advertised inside TLS; keep that it was offered.
+                capabilities = capabilities.model_copy(update={"starttls": True})
+            self.capabilities = capabilities
             return
         await rec.run(Step.HELO, f"HELO {self.helo}", lambda: smtp.helo(timeout=t),
                       expect={250})

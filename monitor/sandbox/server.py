@@ -72,6 +72,7 @@ class Sandbox:
     host: str = "127.0.0.1"
     port: int = 0
     certificates: CertificateFiles | None = None
+    offer_starttls: bool = True
     handler: SandboxHandler | None = None
     _server: asyncio.Server | None = None
 
@@ -94,9 +95,11 @@ class Sandbox:
         handler = self.handler
 
         def factory() -> SMTP:
+            # Read per connection, so a test can withdraw STARTTLS while running.
+            tls = context if self.offer_starttls else None
             return SMTP(handler, hostname="sandbox.localhost", ident="Delivery Monitor sandbox",
-                        tls_context=context, require_starttls=True, auth_required=True,
-                        auth_require_tls=True, authenticator=self._authenticate)
+                        tls_context=tls, require_starttls=tls is not None, auth_required=True,
+                        auth_require_tls=tls is not None, authenticator=self._authenticate)
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(factory, self.host, self.port)

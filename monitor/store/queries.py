@@ -84,8 +84,9 @@ async def save_state(session: AsyncSession, provider: str, state: ProviderState,
         session.add(row)
 
 
-def add_run(session: AsyncSession, result: ProbeResult) -> None:
+def add_run(session: AsyncSession, result: ProbeResult, slot: int | None = None) -> None:
     session.add(RunRow(
+        slot=slot,
         id=result.run_id, provider=result.provider, started_at=result.started_at,
         duration_ms=result.duration_ms, ok=result.ok,
         failed_step=result.failed_step.value if result.failed_step else None,
@@ -183,6 +184,7 @@ async def claim_pending(session: AsyncSession, now: datetime,
         result = await session.exec(
             sa.update(PendingTokenRow)
             .where(col(PendingTokenRow.token) == row.token)
+            .where(col(PendingTokenRow.mailbox) == row.mailbox)
             .where(sa.or_(col(PendingTokenRow.claimed_until).is_(None),
                           col(PendingTokenRow.claimed_until) < now))
             .values(claimed_until=now + lease))
@@ -192,17 +194,19 @@ async def claim_pending(session: AsyncSession, now: datetime,
     return claimed
 
 
-async def release_pending(session: AsyncSession, tokens: Sequence[str]) -> None:
-    if tokens:
+async def release_pending(session: AsyncSession, rows: Sequence[PendingTokenRow]) -> None:
+    for row in rows:
         await session.exec(sa.update(PendingTokenRow)
-                           .where(col(PendingTokenRow.token).in_(list(tokens)))
+                           .where(col(PendingTokenRow.token) == row.token)
+                           .where(col(PendingTokenRow.mailbox) == row.mailbox)
                            .values(claimed_until=None))
 
 
 async def resolve_pending(session: AsyncSession, row: ReceiveResultRow) -> None:
     """Store a receive result and drop its pending token (caller's transaction)."""
     await session.exec(sa.delete(PendingTokenRow)
-                       .where(col(PendingTokenRow.token) == row.token))
+                       .where(col(PendingTokenRow.token) == row.token)
+                       .where(col(PendingTokenRow.mailbox) == row.mailbox))
     await session.merge(row)
 
 

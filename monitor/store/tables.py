@@ -45,6 +45,7 @@ class RunRow(SQLModel, table=True):
     ok: bool
     failed_step: str | None = Field(default=None, max_length=16)
     failure_class: str | None = Field(default=None, max_length=16)
+    slot: int | None = Field(default=None, sa_type=sa.BigInteger)  # None: run on demand
     result: dict[str, Any] = _json()
 
 
@@ -70,9 +71,9 @@ class PendingTokenRow(SQLModel, table=True):
     __tablename__ = "pending_token"
 
     token: str = Field(primary_key=True, max_length=64)
+    mailbox: str = Field(primary_key=True, max_length=64)
     run_id: str = Field(max_length=32)
     provider: str = Field(max_length=64)
-    mailbox: str = Field(max_length=64)
     accepted_at: datetime = _ts()
     deadline: datetime = _ts(index=True)
     claimed_until: datetime | None = _ts(default=None)
@@ -82,9 +83,9 @@ class ReceiveResultRow(SQLModel, table=True):
     __tablename__ = "receive_result"
 
     token: str = Field(primary_key=True, max_length=64)
+    mailbox: str = Field(primary_key=True, max_length=64)
     run_id: str = Field(max_length=32, index=True)
     provider: str = Field(max_length=64)
-    mailbox: str = Field(max_length=64)
     checked_at: datetime = _ts(index=True)
     arrived: bool
     placement: str | None = Field(default=None, max_length=16)

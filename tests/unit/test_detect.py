@@ -132,7 +132,7 @@ def test_enhanced_code_change_alone_counts() -> None:
 def test_failure_event_carries_the_failing_step() -> None:
     state = ProviderState(consecutive_failures=1, health=Health.UP)
     _, events = detect(state, run(rcpt=(550, "5.1.1")), POLICY, NOW)
-    failed = [e for e in events if e.type is EventType.PROBE_FAILED][0]
+    failed = next(e for e in events if e.type is EventType.PROBE_FAILED)
     assert failed.data["step"] == "rcpt" and failed.data["code"] == 550
     assert failed.data["enhanced_code"] == "5.1.1" and failed.data["class"] == "permanent"
     envelope = failed.envelope()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 23:09:28.078717
+Create Date: 2026-11-29 23:13:19.251199
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ def upgrade() -> None:
     op.create_table(
         "pending_token",
         sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("mailbox", sa.String(length=64), nullable=False),
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("provider", sa.String(length=64), nullable=False),
-        sa.Column("mailbox", sa.String(length=64), nullable=False),
         sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("token"),
+        sa.PrimaryKeyConstraint("token", "mailbox"),
     )
     with op.batch_alter_table("pending_token", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_pending_token_deadline"), ["deadline"], unique=False)
@@ -68,15 +68,15 @@ def upgrade() -> None:
     op.create_table(
         "receive_result",
         sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("mailbox", sa.String(length=64), nullable=False),
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("provider", sa.String(length=64), nullable=False),
-        sa.Column("mailbox", sa.String(length=64), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("arrived", sa.Boolean(), nullable=False),
         sa.Column("placement", sa.String(length=16), nullable=True),
         sa.Column("latency_ms", sa.Float(), nullable=True),
         sa.Column("result", sa.JSON(), nullable=False),
-        sa.PrimaryKeyConstraint("token"),
+        sa.PrimaryKeyConstraint("token", "mailbox"),
     )
     with op.batch_alter_table("receive_result", schema=None) as batch_op:
         batch_op.create_index(
@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column("ok", sa.Boolean(), nullable=False),
         sa.Column("failed_step", sa.String(length=16), nullable=True),
         sa.Column("failure_class", sa.String(length=16), nullable=True),
+        sa.Column("slot", sa.BigInteger(), nullable=True),
         sa.Column("result", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

@@ -1,0 +1,1 @@
+"""The long-running service: scheduler, receive checker, outbox worker and HTTP app."""

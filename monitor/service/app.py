@@ -1,0 +1,80 @@
+"""The Starlette application and its lifespan: migrate, sync, schedule, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from monitor.service.context import AppContext
+from monitor.service.scheduler import build_scheduler
+from monitor.service.subscriptions import sync_config_subscriptions
+from monitor.store.db import migrate
+
+log = logging.getLogger("monitor.service")
+
+SHUTDOWN_GRACE = 20.0  # seconds in-flight probes and deliveries get to finish on SIGTERM
+
+Job = Callable[[], Awaitable[object]]
+Worker = Callable[[AppContext, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
+               jobs: dict[str, tuple[Job, timedelta]] | None = None,
+               workers: Sequence[Worker] = (), schedule: bool = True) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await migrate(ctx.engine)
+        await sync_config_subscriptions(ctx)
+        scheduler = build_scheduler(ctx, jobs) if schedule else None
+        stopping = asyncio.Event()
+        worker_tasks = [asyncio.create_task(worker(ctx, stopping)) for worker in workers]
+        if scheduler is not None:
+            scheduler.start()
+        ctx.scheduler_running = True
+        log.info("service started", extra={"action": "start", "replica": ctx.replica,
+                                            "providers": len(ctx.config.providers)})
+        try:
+            yield
+        finally:
+            ctx.scheduler_running = False
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            stopping.set()
+            pending = [t for t in (*ctx.inflight, *worker_tasks) if not t.done()]
+            if pending:
+                _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+                for task in late:
+                    task.cancel()
+            await ctx.engine.dispose()
+            log.info("service stopped", extra={"action": "stop", "replica": ctx.replica})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        problems = []
+        try:
+            async with ctx.engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # readiness reports, it never raises
+            problems.append(f"database: {type(exc).__name__}")
+        if not ctx.scheduler_running:
+            problems.append("scheduler not running")
+        status = 503 if problems else 200
+        return JSONResponse({"status": "ok" if not problems else "unavailable",
+                             "problems": problems}, status_code=status)
+
+    base = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    app = Starlette(routes=[*base, *routes], lifespan=lifespan)
+    app.state.ctx = ctx
+    return app

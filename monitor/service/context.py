@@ -1,0 +1,47 @@
+"""The application context: everything a job or a route needs, injected, no globals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from monitor.config import Config
+from monitor.store.db import make_engine, sessions
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def replica_name() -> str:
+    """Distinguishes replicas in claims and logs (pod name on Kubernetes)."""
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class AppContext:
+    config: Config
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    replica: str = field(default_factory=replica_name)
+    clock: Callable[[], datetime] = utcnow
+    # Tasks a graceful shutdown waits for (probes in flight, deliveries being sent).
+    inflight: set[asyncio.Task[object]] = field(default_factory=set)
+    scheduler_running: bool = False
+
+    @classmethod
+    def create(cls, config: Config, database_url: str) -> AppContext:
+        engine = make_engine(database_url)
+        return cls(config=config, engine=engine, sessions=sessions(engine))
+
+    def track(self, task: asyncio.Task[object]) -> None:
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)

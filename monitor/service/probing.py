@@ -1,0 +1,80 @@
+"""Run a provider's probe for a slot and record it: run, state, events, outbox — one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from datetime import datetime
+
+from monitor.config import ProviderConfig
+from monitor.events.detect import detect
+from monitor.events.model import Event
+from monitor.probe import ProbeResult, run_probe
+from monitor.service.context import AppContext
+from monitor.store import queries
+
+log = logging.getLogger("monitor.probing")
+
+
+def slot_offset(provider: ProviderConfig) -> float:
+    """A stable per-provider phase, so providers with one interval don't all fire at once."""
+    interval = provider.interval.total_seconds()
+    return (zlib.crc32(provider.name.encode()) % 10_000) / 10_000 * interval
+
+
+def slot_for(provider: ProviderConfig, at: datetime) -> int:
+    """Which scheduled slot `at` falls in; identical on every replica."""
+    interval = provider.interval.total_seconds()
+    return int((at.timestamp() - slot_offset(provider)) // interval)
+
+
+async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | None:
+    """Claim this slot in the database; only the replica that wins runs the probe."""
+    now = ctx.clock()
+    slot = slot_for(provider, now)
+    async with ctx.sessions() as session:
+        if not await queries.claim_slot(session, provider.name, slot, ctx.replica, now):
+            log.debug("slot taken", extra={"action": "slot_skipped",
+                                           "provider": provider.name, "slot": slot})
+            return None
+    return await probe_and_record(ctx, provider, slot)
+
+
+async def probe_and_record(ctx: AppContext, provider: ProviderConfig,
+                           slot: int | None = None) -> ProbeResult:
+    task = asyncio.current_task()
+    if task is not None:
+        ctx.track(task)
+    result = await run_probe(provider, ctx.config)
+    events = await record(ctx, provider, result, slot)
+    failure = result.failure
+    log.info("probe finished", extra={
+        "action": "probe", "provider": provider.name, "run_id": result.run_id, "ok": result.ok,
+        "duration_ms": result.duration_ms,
+        "step": failure.step.value if failure else None,
+        "code": failure.code if failure else None,
+        "class": result.failure_class.value if result.failure_class else None,
+        "events": [e.type.value for e in events]})
+    return result
+
+
+async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
+                 slot: int | None = None) -> list[Event]:
+    now = ctx.clock()
+    async with ctx.sessions() as session, session.begin():
+        previous = await queries.load_state(session, provider.name)
+        state, events = detect(previous, result, provider.thresholds, now)
+        queries.add_run(session, result, slot)
+        await queries.save_state(session, provider.name, state, now)
+        await queries.add_events(session, events, now)
+        if result.token is not None and result.accepted_at is not None:
+            for target in provider.to:
+                mailbox = ctx.config.mailbox(target)
+                if mailbox is not None:
+                    queries.add_pending(
+                        session, token=result.token, run_id=result.run_id,
+                        provider=provider.name, mailbox=mailbox.name,
+                        accepted_at=result.accepted_at,
+                        deadline=result.accepted_at + mailbox.deliver_within)
+    return events

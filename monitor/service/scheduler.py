@@ -1,0 +1,63 @@
+"""APScheduler 3 in memory: one job per provider, the receive checker, retention.
+
+No persistent job store (APScheduler's FAQ: job stores must not be shared
+between processes). The schedule is rebuilt from config on every start and the
+database decides which replica runs each (provider, slot).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.service.context import AppContext
+from monitor.service.probing import run_slot, slot_offset
+from monitor.store import queries
+
+log = logging.getLogger("monitor.scheduler")
+
+RECEIVE_EVERY = timedelta(seconds=5)
+RETENTION_EVERY = timedelta(hours=1)
+
+
+def _aligned_start(interval: float, offset: float, now: datetime) -> datetime:
+    """The next slot boundary (plus the provider's phase) after now."""
+    epoch = now.timestamp()
+    k = int((epoch - offset) // interval) + 1
+    return datetime.fromtimestamp(k * interval + offset, UTC)
+
+
+def build_scheduler(ctx: AppContext,
+                    extra_jobs: dict[str, tuple[Callable[[], Awaitable[object]],
+                                                timedelta]] | None = None) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+        "coalesce": True,  # missed runs collapse into one
+        "max_instances": 1,  # never two runs of one provider at once
+        "misfire_grace_time": 30,
+    })
+    now = ctx.clock()
+    for provider in ctx.config.providers:
+        interval = provider.interval.total_seconds()
+        # Jitter stays well inside the slot, so every replica computes the same slot.
+        jitter = min(interval / 10, 5.0)
+        scheduler.add_job(
+            run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
+                interval, slot_offset(provider), now), jitter=jitter),
+            args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
+    scheduler.add_job(prune, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
+                      args=(ctx,), id="retention", next_run_time=now + timedelta(seconds=30))
+    for name, (job, every) in (extra_jobs or {}).items():
+        scheduler.add_job(job, IntervalTrigger(seconds=every.total_seconds()), id=name,
+                          next_run_time=now + timedelta(seconds=1))
+    return scheduler
+
+
+async def prune(ctx: AppContext) -> None:
+    before = ctx.clock() - ctx.config.settings.retention
+    async with ctx.sessions() as session:
+        counts = await queries.prune(session, before)
+    log.info("retention", extra={"action": "retention", "before": before.isoformat(), **counts})

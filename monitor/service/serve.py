@@ -1,0 +1,45 @@
+"""`monitor serve`: the scheduler, receive checker, outbox worker and HTTP API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import uvicorn
+
+from monitor.config import load_config
+from monitor.service.app import create_app
+from monitor.service.context import AppContext
+from monitor.service.logs import setup_logging
+from monitor.store.db import database_url, make_engine, migrate
+
+
+def listen_address() -> tuple[str, int]:
+    value = os.environ.get("MONITOR_LISTEN", "127.0.0.1:8080")
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"MONITOR_LISTEN must be host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+async def check_schema(url: str) -> None:
+    """Migrate before serving, so a too-new schema fails fast with a clear message."""
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def serve(config_path: Path | None) -> None:
+    setup_logging(os.environ.get("MONITOR_LOG_LEVEL", "INFO"))
+    config = load_config(config_path)
+    host, port = listen_address()
+    url = database_url()
+    asyncio.run(check_schema(url))
+    ctx = AppContext.create(config, url)
+    app = create_app(ctx)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                           lifespan="on", access_log=False))
+    server.run()

@@ -1,0 +1,48 @@
+"""Config-defined subscriptions, mirrored into the database at start.
+
+The database is the one list the outbox reads: subscriptions from the config
+file (source "config") and from the API (source "api"). A config subscription
+without a `secret` gets one generated once and kept across restarts.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from monitor.config import SubscriptionConfig
+from monitor.service.context import AppContext
+from monitor.store.queries import new_id
+from monitor.store.tables import SubscriptionRow
+from monitor.webhooks.signing import generate_secret
+
+
+async def sync_config_subscriptions(ctx: AppContext) -> None:
+    now = ctx.clock()
+    wanted = {s.name: s for s in ctx.config.subscriptions}
+    async with ctx.sessions() as session, session.begin():
+        rows = {r.name: r for r in (await session.exec(select(SubscriptionRow))).all()}
+        for name, sub in wanted.items():
+            row = rows.get(name) or SubscriptionRow(id=new_id(), name=name, kind=sub.kind.value,
+                                                    created_at=now, source="config")
+            _apply(row, sub)
+            session.add(row)
+        for name, row in rows.items():
+            # Removed from the config file: stop delivering, keep the history.
+            if row.source == "config" and name not in wanted and row.enabled:
+                row.enabled, row.disabled_reason = False, "removed from the config file"
+                session.add(row)
+
+
+def _apply(row: SubscriptionRow, sub: SubscriptionConfig) -> None:
+    row.kind = sub.kind.value
+    row.url = sub.url
+    row.events = list(sub.events)
+    row.providers = list(sub.providers)
+    row.routing_key = sub.routing_key.get_secret_value() if sub.routing_key else None
+    configured = sub.secret.get_secret_value() if sub.secret else None
+    if configured is not None and (not row.secrets or row.secrets[0] != configured):
+        row.secrets = [configured]
+    elif not row.secrets:
+        row.secrets = [generate_secret()]
+    if row.source == "config" and row.disabled_reason == "removed from the config file":
+        row.enabled, row.disabled_reason = True, None

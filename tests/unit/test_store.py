@@ -1,0 +1,159 @@
+"""Storage on SQLite and PostgreSQL: migrations, newer-schema refusal, one-transaction writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.config import Config
+from monitor.events.model import Event, EventType
+from monitor.service.context import AppContext
+from monitor.service.subscriptions import sync_config_subscriptions
+from monitor.store import queries
+from monitor.store.db import SchemaTooNew, current_revision, head_revision, make_engine, migrate
+from monitor.store.tables import DeliveryRow, SubscriptionRow
+from tests.databases import postgres_database
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+    else:
+        async with postgres_database() as pg_url:
+            yield pg_url
+
+
+async def test_upgrade_from_empty_and_idempotent(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        assert await current_revision(engine) is None
+        await migrate(engine)
+        assert await current_revision(engine) == head_revision()
+        await migrate(engine)  # a second start changes nothing
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
+        assert {"run", "step_result", "event", "delivery", "provider_state",
+                "slot_claim"} <= set(tables)
+    finally:
+        await engine.dispose()
+
+
+async def test_refuses_a_newer_schema(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("UPDATE alembic_version SET version_num='9999'"))
+        with pytest.raises(SchemaTooNew, match="9999"):
+            await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def _ctx(url: str, **config: object) -> AppContext:
+    return AppContext.create(Config.model_validate(config), url)
+
+
+async def test_events_and_outbox_rows_are_written_together(url: str) -> None:
+    ctx = _ctx(url, subscriptions=[
+        {"name": "all", "kind": "generic", "url": "https://a.example/hook"},
+        {"name": "probe-only", "kind": "generic", "url": "https://b.example/hook",
+         "events": ["probe.*"]},
+        {"name": "other-provider", "kind": "generic", "url": "https://c.example/hook",
+         "providers": ["elsewhere"]},
+    ])
+    try:
+        await migrate(ctx.engine)
+        await sync_config_subscriptions(ctx)
+        events = [Event(id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=NOW,
+                        provider="p"),
+                  Event(id=queries.new_id(), type=EventType.DELIVERY_FAILED, timestamp=NOW,
+                        provider="p")]
+        async with ctx.sessions() as session, session.begin():
+            queued = await queries.add_events(session, events, NOW)
+        assert queued == 3  # all: 2 events, probe-only: 1, other-provider: 0
+        async with ctx.sessions() as session:
+            subs = {s.id: s.name for s in (await session.exec(sa.select(SubscriptionRow)))
+                    .scalars()}
+            rows = (await session.exec(sa.select(DeliveryRow))).scalars().all()
+            assert sorted(subs[r.subscription_id] for r in rows) == ["all", "all", "probe-only"]
+            assert all(s.startswith("whsec_") for s in
+                       (await session.exec(sa.select(SubscriptionRow.secrets))).scalars()
+                       for s in s)
+    finally:
+        await ctx.engine.dispose()
+
+
+async def test_failed_transaction_leaves_no_event_and_no_outbox_row(url: str) -> None:
+    ctx = _ctx(url, subscriptions=[{"name": "all", "kind": "generic",
+                                     "url": "https://a.example/hook"}])
+    try:
+        await migrate(ctx.engine)
+        await sync_config_subscriptions(ctx)
+        event = Event(id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=NOW,
+                      provider="p")
+        with pytest.raises(RuntimeError):
+            async with ctx.sessions() as session, session.begin():
+                await queries.add_events(session, [event], NOW)
+                raise RuntimeError("crash between event and commit")
+        async with ctx.sessions() as session:
+            assert await queries.list_events(session) == []
+            assert await queries.outbox_depth(session) == 0
+    finally:
+        await ctx.engine.dispose()
+
+
+async def test_slot_claimed_once(url: str) -> None:
+    ctx = _ctx(url)
+    try:
+        await migrate(ctx.engine)
+        async with ctx.sessions() as a, ctx.sessions() as b:
+            assert await queries.claim_slot(a, "p", 42, "replica-a", NOW)
+            assert not await queries.claim_slot(b, "p", 42, "replica-b", NOW)
+            assert await queries.claim_slot(b, "p", 43, "replica-b", NOW)
+    finally:
+        await ctx.engine.dispose()
+
+
+async def test_config_subscription_secret_is_kept_across_restarts(url: str) -> None:
+    config = {"subscriptions": [{"name": "s", "kind": "generic", "url": "https://x.example/"}]}
+    secrets_seen = []
+    for _ in range(2):
+        ctx = _ctx(url, **config)
+        try:
+            await migrate(ctx.engine)
+            await sync_config_subscriptions(ctx)
+            async with ctx.sessions() as session:
+                row = (await session.exec(sa.select(SubscriptionRow))).scalars().one()
+                secrets_seen.append(row.secrets)
+        finally:
+            await ctx.engine.dispose()
+    assert secrets_seen[0] == secrets_seen[1]
+
+
+async def test_prune_deletes_old_runs_only(url: str) -> None:
+    from tests.unit.test_detect import run
+
+    ctx = _ctx(url)
+    try:
+        await migrate(ctx.engine)
+        old = run().model_copy(update={"run_id": "old", "started_at": NOW - timedelta(days=40)})
+        new = run().model_copy(update={"run_id": "new", "started_at": NOW})
+        async with ctx.sessions() as session, session.begin():
+            queries.add_run(session, old)
+            queries.add_run(session, new)
+        async with ctx.sessions() as session:
+            counts = await queries.prune(session, NOW - timedelta(days=30))
+        assert counts["runs"] == 1 and counts["steps"] == len(old.steps)
+        async with ctx.sessions() as session:
+            assert [r.id for r in await queries.recent_runs(session, "p")] == ["new"]
+    finally:
+        await ctx.engine.dispose()
+
