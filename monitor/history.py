@@ -29,12 +29,12 @@ async def main(args: argparse.Namespace) -> int:
                 states = await queries.states(session)
                 if args.json:
                     print(json.dumps({r.provider: r.state for r in states}, indent=2))
-                for row in [] if args.json else states:
-                    state = row.state
-                    print(f"{row.provider:24} {state.get('health', '?'):8} "
+                for state_row in [] if args.json else states:
+                    state = state_row.state
+                    print(f"{state_row.provider:24} {state.get('health', '?'):8} "
                           f"delivery={state.get('delivery', '?'):8} "
                           f"failures={state.get('consecutive_failures', 0)} "
-                          f"updated {row.updated_at:%Y-%m-%d %H:%M:%S}")
+                          f"updated {state_row.updated_at:%Y-%m-%d %H:%M:%S}")
     finally:
         await engine.dispose()
     return 0
