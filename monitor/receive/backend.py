@@ -1,0 +1,133 @@
+"""The one small interface every mailbox backend implements, and what they share.
+
+A backend looks through one mailbox for probe messages and reports what it
+found; it does not decide what a finding means (the checker does), and it may
+raise: the checker classifies exceptions in one place (`errors.classify`),
+reading `Trace.step` to say where it happened.
+
+Every scan also deletes what it found and sweeps probe messages older than
+`ReceiveOptions.sweep_after` whose token nobody is waiting for (a crashed
+monitor, a mailbox removed from config), so seed mailboxes never fill up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol
+
+from monitor.config import MailboxConfig
+from monitor.probe.message import TOKEN_HEADER
+from monitor.receive.result import Placement
+
+# RFC 6154 names the attribute; these are the names servers without it use.
+JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam")
+
+MAX_HEADER_BYTES = 256 * 1024  # a probe's header block is ~1 KB; more is not ours
+
+
+@dataclass(frozen=True)
+class ReceiveOptions:
+    """Knobs the service sets once; the defaults suit a seed mailbox."""
+
+    data_dir: Path = Path("data")  # inbound messages live in <data_dir>/inbound/<mailbox>/
+    # Trust only Authentication-Results from this host (RFC 8601 §5); None trusts
+    # the topmost header, which is the one the receiving host added last.
+    authserv_id: str | None = None
+    op_timeout: float = 10.0  # each network read/write of a backend
+    check_timeout: float = 60.0  # one whole scan of one mailbox
+    sweep_after: timedelta = timedelta(days=1)
+    max_messages: int = 500  # probe messages examined per folder and scan
+
+
+@dataclass
+class Trace:
+    """Where a scan is; written by the backend, read when it fails or times out."""
+
+    step: str = "connect"
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
+class FoundMessage:
+    token: str
+    folder: str
+    placement: Placement
+    headers: Message
+    seen_at: datetime
+    folder_known: bool = True
+    deleted: bool = False
+
+
+@dataclass
+class Scan:
+    found: dict[str, FoundMessage] = field(default_factory=dict)
+    swept: int = 0
+    folders: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+
+class MailboxBackend(Protocol):
+    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+                   options: ReceiveOptions, trace: Trace) -> Scan:
+        """Find messages carrying any of `tokens`, delete them, sweep stale probes."""
+        ...
+
+
+def parse_headers(raw: bytes) -> Message:
+    """The header block of a message; compat32 keeps odd headers as they came."""
+    return BytesHeaderParser(policy=compat32).parsebytes(raw[:MAX_HEADER_BYTES])
+
+
+def token_of(headers: Message) -> str | None:
+    value = headers.get(TOKEN_HEADER)
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+def received_time(headers: Message) -> datetime | None:
+    """Timestamp of the topmost Received header (RFC 5321 §4.4: after the last ';')."""
+    received = headers.get_all("Received") or []
+    return parse_date(str(received[0]).rpartition(";")[2]) if received else None
+
+
+def message_time(headers: Message) -> datetime | None:
+    """When a message arrived, for the sweep: topmost Received, else Date."""
+    return received_time(headers) or parse_date(str(headers.get("Date") or ""))
+
+
+def parse_date(text: str) -> datetime | None:
+    try:
+        parsed = parsedate_to_datetime(" ".join(text.split()))
+    except (TypeError, ValueError, IndexError):
+        return None
+    # RFC 5322 "-0000" means UTC with no known local zone: email.utils returns naive.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def is_junk_name(folder: str) -> bool:
+    name = folder.strip().lower()
+    last = name.replace(".", "/").rsplit("/", 1)[-1]  # INBOX.Junk, INBOX/Spam
+    return name in JUNK_NAMES or last in JUNK_NAMES
+
+
+def placement_of(folder: str, junk_folder: str | None) -> Placement:
+    if folder.upper() == "INBOX":
+        return Placement.INBOX
+    if folder == junk_folder or (junk_folder is None and is_junk_name(folder)):
+        return Placement.JUNK
+    return Placement.OTHER
+
+
+def is_stale(headers: Message, arrived: datetime | None, options: ReceiveOptions,
+             now: datetime) -> bool:
+    """A leftover probe message, old enough to sweep."""
+    when = arrived or message_time(headers)
+    return when is not None and now - when > options.sweep_after

@@ -1,0 +1,151 @@
+"""IMAP backend: implicit TLS (993) or STARTTLS (143), configured folders plus junk.
+
+Client: IMAPClient (BSD, maintained) over the stdlib's imaplib, run in a worker
+thread. aioimaplib was the first candidate but does not fit: it is
+GPL-3.0-only (this project is Apache-2.0), it has no STARTTLS (open upstream
+issue iroco-co/aioimaplib#1), and a server that sends a garbage greeting or
+drops the connection leaves its commands waiting for their timeout instead
+of failing. imaplib raises at once in those cases, and a socket timeout bounds
+every read and write; the checker bounds the whole scan.
+
+Per folder: SELECT, one `UID SEARCH HEADER X-Delivery-Monitor-Token ""` (an
+empty string matches every message that has the header, RFC 9051 §6.4.4),
+one FETCH of INTERNALDATE and the header block, then STORE \\Deleted and
+`UID EXPUNGE` (RFC 4315) so messages someone else flagged stay put. The junk
+folder is the one LIST marks `\\Junk` (RFC 6154), else a common name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+
+from imapclient import IMAPClient, SocketTimeout
+
+from monitor.config import MailboxConfig, TlsMode
+from monitor.probe.message import TOKEN_HEADER
+from monitor.probe.result import FailureClass
+from monitor.probe.tls import client_context
+from monitor.receive.backend import (
+    FoundMessage,
+    ReceiveOptions,
+    Scan,
+    Trace,
+    is_junk_name,
+    is_stale,
+    parse_headers,
+    placement_of,
+    token_of,
+)
+from monitor.receive.errors import ReceiveError
+
+_JUNK_FLAG = b"\\junk"
+_NOSELECT = b"\\noselect"
+
+FolderList = Sequence[tuple[tuple[bytes, ...], bytes | None, str]]
+
+
+class ImapBackend:
+    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+                   options: ReceiveOptions, trace: Trace) -> Scan:
+        return await asyncio.to_thread(_scan, mailbox, frozenset(tokens), options, trace)
+
+
+def find_junk(folders: FolderList) -> str | None:
+    """The folder LIST marks \\Junk; failing that, the first with a common junk name."""
+    selectable = [f for f in folders if _NOSELECT not in {flag.lower() for flag in f[0]}]
+    for flags, _, name in selectable:
+        if _JUNK_FLAG in {flag.lower() for flag in flags}:
+            return name
+    return next((name for _, _, name in selectable if is_junk_name(name)), None)
+
+
+def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> IMAPClient:
+    assert mailbox.host is not None and mailbox.username and mailbox.password
+    context = client_context(mailbox.tls_verify, mailbox.ca_file)
+    implicit = mailbox.tls is TlsMode.IMPLICIT
+    trace.step = "connect"
+    client = IMAPClient(mailbox.host, port=mailbox.port or (993 if implicit else 143),
+                        ssl=implicit, ssl_context=context if implicit else None,
+                        timeout=SocketTimeout(options.op_timeout, options.op_timeout))
+    client.normalise_times = False  # keep INTERNALDATE's zone: we compare aware datetimes
+    try:
+        if mailbox.tls is TlsMode.STARTTLS:
+            trace.step = "starttls"
+            if not client.has_capability("STARTTLS"):
+                # Never send the password in clear because the upgrade is missing.
+                raise ReceiveError(FailureClass.TLS, "server does not offer STARTTLS")
+            client.starttls(context)
+        trace.step = "login"
+        # mypy: the config validator guarantees username and password for imap.
+        client.login(mailbox.username, mailbox.password.get_secret_value())
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOptions,
+          trace: Trace) -> Scan:
+    client = _connect(mailbox, options, trace)
+    try:
+        trace.step = "list"
+        junk = find_junk(client.list_folders())
+        folders = list(dict.fromkeys([*mailbox.folders, *([junk] if junk else [])]))
+        scan = Scan(folders=tuple(folders))
+        if junk is None:
+            scan.notes.append("no junk folder found (no \\Junk attribute, no common name)")
+        for folder in folders:
+            _scan_folder(client, folder, junk, tokens, options, trace, scan)
+        trace.step, trace.folder = "logout", None
+        client.logout()
+    finally:
+        _close(client)
+    return scan
+
+
+def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: frozenset[str],
+                 options: ReceiveOptions, trace: Trace, scan: Scan) -> None:
+    trace.folder = folder
+    trace.step = "select"
+    client.select_folder(folder)
+    trace.step = "search"
+    uids = sorted(client.search(["HEADER", TOKEN_HEADER, ""]))[-options.max_messages:]
+    if not uids:
+        return
+    trace.step = "fetch"
+    items = client.fetch(uids, ["INTERNALDATE", "BODY.PEEK[HEADER]"])
+    now = datetime.now(UTC)
+    remove: list[int] = []
+    found: list[FoundMessage] = []
+    for uid, item in items.items():
+        headers = parse_headers(bytes(item.get(b"BODY[HEADER]") or b""))
+        token = token_of(headers)
+        internal = item.get(b"INTERNALDATE")
+        arrived = internal if isinstance(internal, datetime) and internal.tzinfo else None
+        if token in tokens:
+            remove.append(uid)  # a duplicate of a token found elsewhere goes too
+            if token not in scan.found and token is not None:
+                found.append(FoundMessage(token=token, folder=folder,
+                                          placement=placement_of(folder, junk),
+                                          headers=headers, seen_at=now))
+        elif is_stale(headers, arrived, options, now):
+            remove.append(uid)
+            scan.swept += 1
+    if remove:
+        trace.step = "delete"
+        client.delete_messages(remove, silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(remove)
+        else:  # plain EXPUNGE also removes messages others flagged \Deleted
+            client.expunge()
+    for message in found:
+        scan.found[message.token] = dataclasses.replace(message, deleted=True)
+
+
+def _close(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):  # already closed, or the peer is gone
+        client.shutdown()

@@ -1,0 +1,194 @@
+"""Inbound-parse HTTP endpoint: ESPs post the probe message to us instead of us polling.
+
+`POST /inbound/{mailbox}` accepts
+
+* the raw message, `Content-Type: message/rfc822`;
+* `multipart/form-data` (or url-encoded) with the raw message in a field named
+  `email` — SendGrid Inbound Parse with "POST the raw, full MIME message" — or
+  `body-mime` — a Mailgun route forwarding to a URL ending in "mime".
+
+Authentication: the mailbox's `token`, as `Authorization: Bearer <token>` or
+`?token=<token>` (ESP webhooks cannot set headers; keep access logs free of
+query strings). Responses: 200 stored; 401 bad or missing token; 404 no such
+inbound mailbox; 413 body over `max_bytes`; 415 another content type;
+422 no message, or a message without the probe token header; 400 a malformed
+form. Errors are `{"error": {"code", "message", "details"}}`. Nothing is
+stored unless the answer is 200; accepted messages go into a Maildir under
+`<data_dir>/inbound/<mailbox>/` (`maildir.deliver`), where the `inbound`
+backend finds them like any Maildir — also after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from monitor.config import Config, MailboxConfig
+from monitor.config.models import MailboxKind
+from monitor.probe.message import TOKEN_HEADER
+from monitor.receive.backend import parse_headers, token_of
+from monitor.receive.maildir import deliver, inbound_dir
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+MESSAGE_FIELDS = (b"email", b"body-mime")  # SendGrid Inbound Parse, Mailgun routes
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BadForm(Exception):
+    pass
+
+
+def inbound_routes(config: Config, data_dir: Path, *,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> list[Route]:
+    """Routes for the service to include as they are (path `/inbound/{mailbox}`)."""
+    endpoint = _Inbound(config, data_dir, max_bytes)
+    return [Route("/inbound/{mailbox}", endpoint.post, methods=["POST"])]
+
+
+def inbound_app(config: Config, data_dir: Path, *,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
+    return Starlette(routes=inbound_routes(config, data_dir, max_bytes=max_bytes))
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    config: Config
+    data_dir: Path
+    max_bytes: int
+
+    async def post(self, request: Request) -> Response:
+        mailbox = self.config.mailbox(request.path_params["mailbox"])
+        if mailbox is None or mailbox.kind is not MailboxKind.INBOUND:
+            return _error(404, "not_found", "no inbound mailbox by that name")
+        if not _authorized(request, mailbox):
+            return _error(401, "unauthorized", "missing or wrong mailbox token",
+                          headers={"WWW-Authenticate": "Bearer"})
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return self._too_large()
+        try:
+            body = await _read_body(request, self.max_bytes)
+            raw = _message_bytes(request.headers.get("content-type"), body)
+        except _TooLarge:
+            return self._too_large()
+        except _BadForm as exc:
+            return _error(400, "malformed_form", str(exc))
+        if raw is None:
+            return _error(415, "unsupported_media_type",
+                          "send message/rfc822, or a form with an `email` or `body-mime` field")
+        if not raw.strip():
+            return _error(422, "no_message", "the request carries no message")
+        token = token_of(parse_headers(raw))
+        if token is None:
+            return _error(422, "not_a_probe", f"the message has no {TOKEN_HEADER} header")
+        await asyncio.to_thread(deliver, inbound_dir(self.data_dir, mailbox.name), raw)
+        return JSONResponse({"stored": True, "mailbox": mailbox.name, "token": token})
+
+    def _too_large(self) -> Response:
+        return _error(413, "too_large", "the request body is over the size limit",
+                      details={"max_bytes": self.max_bytes})
+
+
+def _authorized(request: Request, mailbox: MailboxConfig) -> bool:
+    assert mailbox.token is not None  # the config validator requires it for inbound
+    expected = mailbox.token.get_secret_value().encode()
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    offered = credentials.strip() if scheme.lower() == "bearer" else ""
+    offered = offered or request.query_params.get("token", "")
+    # Constant time, so the token cannot be guessed byte by byte from response times.
+    return bool(offered) and secrets.compare_digest(offered.encode(), expected)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing to buffer more than `limit` bytes whatever Content-Length said."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _message_bytes(content_type: str | None, body: bytes) -> bytes | None:
+    """The raw message in the body; b"" when the form has no message field; None when
+    the content type is not one we take."""
+    kind, params = parse_options_header(content_type)
+    if kind == b"message/rfc822":
+        return body
+    if kind == b"multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise _BadForm("multipart/form-data without a boundary")
+        return _first_field(_multipart_fields(body, boundary))
+    if kind == b"application/x-www-form-urlencoded":
+        # latin-1 maps each percent-decoded byte to one character and back, exactly.
+        pairs = parse_qsl(body.decode("latin-1"), encoding="latin-1")
+        return _first_field({k.encode("latin-1"): v.encode("latin-1") for k, v in pairs})
+    return None
+
+
+def _first_field(fields: dict[bytes, bytes]) -> bytes:
+    return next((fields[name] for name in MESSAGE_FIELDS if name in fields), b"")
+
+
+def _multipart_fields(body: bytes, boundary: bytes) -> dict[bytes, bytes]:
+    """The exact bytes of the message fields; other parts (attachments) are skipped."""
+    fields: dict[bytes, bytes] = {}
+    state: dict[str, Any] = {"header": b"", "value": b"", "name": None, "data": []}
+
+    def on_part_begin() -> None:
+        state.update(name=None, data=[])
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["header"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        if state["header"].lower() == b"content-disposition":
+            _, options = parse_options_header(state["value"])
+            state["name"] = options.get(b"name")
+        state.update(header=b"", value=b"")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["name"] in MESSAGE_FIELDS:
+            state["data"].append(data[start:end])
+
+    def on_part_end() -> None:
+        if state["name"] in MESSAGE_FIELDS and state["name"] not in fields:
+            fields[state["name"]] = b"".join(state["data"])
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_part_data": on_part_data, "on_part_end": on_part_end,
+    })
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise _BadForm(f"malformed multipart body: {exc}") from None
+    return fields
+
+
+def _error(status: int, code: str, message: str, *, details: dict[str, Any] | None = None,
+           headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,163 @@
+"""Maildir backend (a local path) and the inbound backend (a Maildir we fill ourselves).
+
+Reads with the stdlib `mailbox.Maildir`: new/ and cur/ of the root (reported
+as "INBOX") and of Maildir++ subfolders (`.Junk` is folder "Junk"). The
+configured folders are scanned plus the first subfolder with a junk name;
+Maildir has no special-use flags, so the name is all there is.
+
+Inbound messages (HTTP posts, see `inbound.py`) are written by `deliver()` to
+`<data_dir>/inbound/<mailbox>/`, each file fsynced in tmp/ and renamed into
+new/ (the Maildir protocol), so nothing accepted is lost across a restart and
+the inbound backend is this same scan over that directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import mailbox
+import os
+import secrets
+import socket
+import time
+from collections.abc import Collection, Iterable, Iterator
+from datetime import UTC, datetime
+from email.message import Message
+from pathlib import Path
+
+from monitor.config import MailboxConfig
+from monitor.probe.result import FailureClass
+from monitor.receive.backend import (
+    MAX_HEADER_BYTES,
+    FoundMessage,
+    ReceiveOptions,
+    Scan,
+    Trace,
+    is_junk_name,
+    is_stale,
+    parse_headers,
+    placement_of,
+    token_of,
+)
+from monitor.receive.errors import ReceiveError
+
+_SEQUENCE = itertools.count()
+
+
+def inbound_dir(data_dir: Path, mailbox_name: str) -> Path:
+    return data_dir / "inbound" / mailbox_name
+
+
+class MaildirBackend:
+    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+                   options: ReceiveOptions, trace: Trace) -> Scan:
+        assert mailbox.path is not None  # the config validator requires it for maildir
+        return await asyncio.to_thread(scan_maildir, mailbox.path, mailbox.folders,
+                                       frozenset(tokens), options, trace)
+
+
+class InboundBackend:
+    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+                   options: ReceiveOptions, trace: Trace) -> Scan:
+        path = inbound_dir(options.data_dir, mailbox.name)
+        if not path.exists():  # nothing was ever posted: an empty mailbox, not an error
+            return Scan(folders=("INBOX",))
+        return await asyncio.to_thread(scan_maildir, path, ("INBOX",), frozenset(tokens),
+                                       options, trace)
+
+
+def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],
+                 options: ReceiveOptions, trace: Trace) -> Scan:
+    trace.step = "open"
+    try:
+        root = mailbox.Maildir(path, factory=None, create=False)
+    except mailbox.NoSuchMailboxError:
+        raise ReceiveError(FailureClass.PERMANENT, f"no Maildir at {path}") from None
+    trace.step = "list"
+    junk = next((name for name in root.list_folders() if is_junk_name(name)), None)
+    names = list(dict.fromkeys([*folders, *([junk] if junk else [])]))
+    scan = Scan(folders=tuple(names))
+    for name in names:
+        trace.folder = name
+        trace.step = "select"
+        try:
+            box = root if name.upper() == "INBOX" else root.get_folder(name)
+        except mailbox.NoSuchMailboxError:
+            raise ReceiveError(FailureClass.PERMANENT,
+                               f"no folder {name!r} in Maildir {path}") from None
+        _scan_folder(box, name, junk, tokens, options, trace, scan)
+    return scan
+
+
+def _scan_folder(box: mailbox.Maildir, name: str, junk: str | None, tokens: frozenset[str],
+                 options: ReceiveOptions, trace: Trace, scan: Scan) -> None:
+    now = datetime.now(UTC)
+    trace.step = "fetch"
+    for key, headers in itertools.islice(_headers(box), options.max_messages):
+        token = token_of(headers)
+        if token is None:
+            continue
+        if token in tokens:
+            if token not in scan.found:
+                scan.found[token] = FoundMessage(
+                    token=token, folder=name, placement=placement_of(name, junk),
+                    headers=headers, seen_at=now, deleted=True)
+        elif is_stale(headers, None, options, now):
+            scan.swept += 1
+        else:
+            continue
+        trace.step = "delete"
+        box.discard(key)
+        trace.step = "fetch"
+
+
+def _headers(box: mailbox.Maildir) -> Iterator[tuple[str, Message]]:
+    for key in list(box.iterkeys()):  # a snapshot: the scan deletes while it goes
+        try:
+            with box.get_file(key) as handle:
+                raw = _header_block(handle)
+        except FileNotFoundError:  # another reader removed it meanwhile
+            continue
+        yield key, parse_headers(raw)
+
+
+def _header_block(handle: Iterable[bytes]) -> bytes:
+    """Read up to the blank line that ends the header section, and no further."""
+    lines: list[bytes] = []
+    size = 0
+    for line in handle:
+        if line in (b"\n", b"\r\n") or size > MAX_HEADER_BYTES:
+            break
+        lines.append(line)
+        size += len(line)
+    return b"".join(lines)
+
+
+def deliver(directory: Path, raw: bytes) -> str:
+    """Write one message durably into the Maildir at `directory`; return its file name."""
+    for sub in ("tmp", "new", "cur"):
+        (directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Unique per the Maildir spec: time, a per-process sequence and randomness, pid, host.
+    name = (f"{time.time_ns()}.M{next(_SEQUENCE)}R{secrets.token_hex(4)}"
+            f"P{os.getpid()}.{socket.gethostname().replace('/', '_')}")
+    temporary, final = directory / "tmp" / name, directory / "new" / name
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory / "new")
+    return name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
