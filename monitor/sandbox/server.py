@@ -97,9 +97,10 @@ class Sandbox:
         def factory() -> SMTP:
             # Read per connection, so a test can withdraw STARTTLS while running.
             tls = context if self.offer_starttls else None
+            secure = tls is not None
             return SMTP(handler, hostname="sandbox.localhost", ident="Delivery Monitor sandbox",
-                        tls_context=tls, require_starttls=tls is not None, auth_required=True,
-                        auth_require_tls=tls is not None, authenticator=self._authenticate)
+                        tls_context=tls, require_starttls=secure, auth_required=secure,
+                        auth_require_tls=secure, authenticator=self._authenticate)
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(factory, self.host, self.port)

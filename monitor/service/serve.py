@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -42,4 +43,7 @@ def serve(config_path: Path | None) -> None:
     app = create_app(ctx)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            lifespan="on", access_log=False))
+    # uvicorn drains, then re-raises the signal it caught; SIGTERM is a requested stop
+    # (Kubernetes, docker stop), so once drained we let it land here and exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()

@@ -1,20 +1,42 @@
 """Signed webhook delivery: the storage-agnostic parts the outbox worker calls.
 
-The exception tree is in `errors.py`; signing and verification in `signing.py`.
+    check_destination(url, ...)           → None | raises EgressRefused (egress.py)
+    policy.next_attempt_at(n, now, ra)    → datetime | None (dead letter)  (retry.py)
+
+The outcome tree is in `outcome.py`, the exception tree in `errors.py`; signing and
+verification in `signing.py`.
 """
 
 from __future__ import annotations
 
-from monitor.webhooks.errors import SignatureError, SignatureReason, WebhookError
+from monitor.webhooks.egress import check_destination
+from monitor.webhooks.errors import (
+    EgressReason,
+    EgressRefused,
+    SignatureError,
+    SignatureReason,
+    WebhookError,
+)
+from monitor.webhooks.outcome import Outcome, OutcomeKind, classify_http, parse_retry_after
+from monitor.webhooks.retry import DEFAULT_POLICY, RetryPolicy
 from monitor.webhooks.signing import active_secrets, generate_secret, headers, sign, verify
 
 __all__ = [
+    "DEFAULT_POLICY",
+    "EgressReason",
+    "EgressRefused",
+    "Outcome",
+    "OutcomeKind",
+    "RetryPolicy",
     "SignatureError",
     "SignatureReason",
     "WebhookError",
     "active_secrets",
+    "check_destination",
+    "classify_http",
     "generate_secret",
     "headers",
+    "parse_retry_after",
     "sign",
     "verify",
 ]
