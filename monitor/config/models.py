@@ -188,6 +188,10 @@ class Settings(Strict):
     step_timeout: Duration = timedelta(seconds=10)
     retention: Duration = timedelta(days=30)
     allow_private_destinations: bool = False
+    # Plain-http subscriber URLs (a receiver on the same host or in a mesh); off by default.
+    allow_http_destinations: bool = False
+    # This monitor's external base URL, for links in Slack and PagerDuty messages.
+    public_url: str | None = None
 
 
 class Config(Strict):

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.config import Config
+from monitor.service.metrics import Metrics
 from monitor.store.db import make_engine, sessions
 
 
@@ -36,6 +37,7 @@ class AppContext:
     # Tasks a graceful shutdown waits for (probes in flight, deliveries being sent).
     inflight: set[asyncio.Task[object]] = field(default_factory=set)
     scheduler_running: bool = False
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def create(cls, config: Config, database_url: str) -> AppContext:

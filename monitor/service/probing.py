@@ -48,6 +48,9 @@ async def probe_and_record(ctx: AppContext, provider: ProviderConfig,
         ctx.track(task)
     result = await run_probe(provider, ctx.config)
     events = await record(ctx, provider, result, slot)
+    ctx.metrics.observe_probe(result)
+    for event in events:
+        ctx.metrics.events.labels(event.type.value).inc()
     failure = result.failure
     log.info("probe finished", extra={
         "action": "probe", "provider": provider.name, "run_id": result.run_id, "ok": result.ok,

@@ -8,11 +8,16 @@ import signal
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from monitor.config import load_config
+from monitor.receive import ReceiveOptions, inbound_routes
 from monitor.service.app import create_app
 from monitor.service.context import AppContext
 from monitor.service.logs import setup_logging
+from monitor.service.outbox import outbox_worker
+from monitor.service.receiving import check_receive
+from monitor.service.scheduler import RECEIVE_EVERY
 from monitor.store.db import database_url, make_engine, migrate
 
 
@@ -33,6 +38,17 @@ async def check_schema(url: str) -> None:
         await engine.dispose()
 
 
+def service_app(ctx: AppContext) -> Starlette:
+    """The full service: probes, receive checker and outbox on the scheduler, plus the API."""
+    options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+
+    async def receive_job() -> int:
+        return await check_receive(ctx, options)
+
+    return create_app(ctx, routes=inbound_routes(ctx.config, options.data_dir),
+                      jobs={"receive": (receive_job, RECEIVE_EVERY)}, workers=[outbox_worker])
+
+
 def serve(config_path: Path | None) -> None:
     setup_logging(os.environ.get("MONITOR_LOG_LEVEL", "INFO"))
     config = load_config(config_path)
@@ -40,7 +56,7 @@ def serve(config_path: Path | None) -> None:
     url = database_url()
     asyncio.run(check_schema(url))
     ctx = AppContext.create(config, url)
-    app = create_app(ctx)
+    app = service_app(ctx)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            lifespan="on", access_log=False))
     # uvicorn drains, then re-raises the signal it caught; SIGTERM is a requested stop

@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+__all__ = ["AsyncSession"]
+
 from monitor.events.model import Event
 from monitor.events.state import ProviderState
 from monitor.probe.result import ProbeResult
@@ -306,3 +308,18 @@ async def outbox_depth(session: AsyncSession) -> int:
     result = await session.exec(select(sa.func.count()).select_from(DeliveryRow)
                                 .where(col(DeliveryRow.status) == "pending"))
     return int(result.one())
+
+
+async def replay_delivery(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
+    """Queue a delivery again, whatever its state (delivered, dead, disabled). Commits.
+
+    The event, and so the `webhook-id`, stay the same: receivers deduplicate.
+    """
+    row = await session.get(DeliveryRow, delivery_id)
+    if row is None:
+        return False
+    row.status, row.next_attempt_at = "pending", now
+    row.claimed_until, row.claimed_by = None, None
+    session.add(row)
+    await session.commit()
+    return True

@@ -8,13 +8,32 @@ timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-UTCDateTime = sa.DateTime(timezone=True)
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC in and out. SQLite keeps no offset and hands back naive values;
+    storing UTC and re-attaching it on read makes both databases behave alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the store keeps aware UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def _ts(**kwargs: Any) -> Any:

@@ -1,0 +1,161 @@
+"""The outbox worker: claim due deliveries, sign and send them, record every attempt.
+
+Nothing posts a webhook directly: events and their delivery rows are written in
+the probe's transaction; this worker claims due rows atomically (so replicas
+and workers never send the same attempt twice), sends each through the channel
+of its subscription, and decides from the outcome: delivered, retry later by
+the RetryPolicy, dead letter, or disable the subscription.
+
+A claim is a lease: if the process dies mid-send, the lease runs out and the
+delivery is sent again — with the same `webhook-id`, so receivers deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+from sqlmodel import col
+
+from monitor.events.model import Event, EventType
+from monitor.service.context import AppContext
+from monitor.store import queries
+from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
+from monitor.webhooks.channels import Destination, render
+from monitor.webhooks.egress import check_destination
+from monitor.webhooks.errors import EgressRefused
+from monitor.webhooks.limits import DeliveryLimiter
+from monitor.webhooks.outcome import Outcome, OutcomeKind
+from monitor.webhooks.retry import DEFAULT_POLICY, RetryPolicy
+from monitor.webhooks.sender import DEFAULT_TIMEOUT, AttemptResult, make_client, send_limited
+from monitor.webhooks.signing import active_secrets
+
+log = logging.getLogger("monitor.outbox")
+
+POLL_INTERVAL = 0.5
+BATCH = 50
+
+
+class Outbox:
+    def __init__(self, ctx: AppContext, *, policy: RetryPolicy = DEFAULT_POLICY,
+                 timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None,
+                 limiter: DeliveryLimiter | None = None) -> None:
+        self.ctx = ctx
+        self.policy = policy
+        self.timeout = timeout
+        self.client = client or make_client(timeout=timeout)
+        self.limiter = limiter or DeliveryLimiter()
+        # Long enough for a send and its bookkeeping; past it another worker may retry.
+        self.lease = timedelta(seconds=timeout * 2 + 30)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver until `stopping` is set; finishes the batch in hand first."""
+        try:
+            while not stopping.is_set():
+                try:
+                    sent = await self.deliver_due()
+                except Exception:  # a database hiccup must not kill the worker
+                    log.exception("outbox pass failed", extra={"action": "outbox_error"})
+                    sent = 0
+                if not sent:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
+        finally:
+            await self.client.aclose()
+
+    async def deliver_due(self) -> int:
+        now = self.ctx.clock()
+        async with self.ctx.sessions() as session:
+            claimed = await queries.claim_due(session, now, self.ctx.replica, lease=self.lease,
+                                              limit=BATCH)
+            self.ctx.metrics.outbox_depth.set(await queries.outbox_depth(session))
+        await asyncio.gather(*(self._deliver(c) for c in claimed))
+        return len(claimed)
+
+    async def _deliver(self, claimed: queries.ClaimedDelivery) -> None:
+        delivery, sub = claimed.delivery, claimed.subscription
+        event = Event(id=claimed.event.id, type=EventType(claimed.event.type),
+                      timestamp=claimed.event.timestamp, provider=claimed.event.provider,
+                      run_id=claimed.event.run_id, data=claimed.event.data)
+        now = self.ctx.clock()
+        destination = Destination(
+            kind=sub.kind, url=sub.url, secrets=tuple(sub.secrets), routing_key=sub.routing_key,
+            public_url=self.ctx.config.settings.public_url, name=sub.name)
+        request = render(event, destination)
+        attempt_no = delivery.attempts + 1
+        if request is None:  # this channel sends nothing for this event type
+            result = AttemptResult(None, 0.0, "", Outcome(OutcomeKind.DELIVERED,
+                                                          "nothing to send for this channel"))
+        else:
+            settings = self.ctx.config.settings
+            try:
+                await check_destination(request.url,
+                                        allow_private=settings.allow_private_destinations,
+                                        allow_http=settings.allow_http_destinations)
+            except EgressRefused as exc:
+                kind = OutcomeKind.PERMANENT if exc.permanent else OutcomeKind.TRANSIENT
+                result = AttemptResult(None, 0.0, "", Outcome(kind, f"refused: {exc}"))
+            else:
+                # webhook-id is the event id: stable across retries, replays and crashes.
+                # The timestamp is wall time (receivers check it against theirs), not the
+                # scheduling clock.
+                signed = request.signed(event.id, int(time.time()),
+                                        active_secrets(sub.secrets, sub.rotated_until, now))
+                result = await send_limited(self.client, self.limiter, signed,
+                                            subscriber=sub.id, timeout=self.timeout)
+        await self._record(delivery, sub, attempt_no, result, now)
+
+    async def _record(self, delivery: DeliveryRow, sub: SubscriptionRow, attempt_no: int,
+                      result: AttemptResult, started: datetime) -> None:
+        outcome = result.outcome
+        finished = self.ctx.clock()
+        next_at: datetime | None = None
+        if outcome.kind is OutcomeKind.DELIVERED:
+            status = "delivered"
+        elif outcome.kind is OutcomeKind.TRANSIENT:
+            next_at = self.policy.next_attempt_at(attempt_no, finished, outcome.retry_after)
+            status = "pending" if next_at is not None else "dead"
+        elif outcome.kind is OutcomeKind.DISABLE:
+            status = "disabled"
+        else:
+            status = "dead"
+        attempt = DeliveryAttemptRow(
+            delivery_id=delivery.id, attempt=attempt_no, at=started, status=result.status,
+            latency_ms=result.latency_ms, outcome=outcome.kind.value,
+            response=result.record[:1024] or None, worker=self.ctx.replica)
+        async with self.ctx.sessions() as session:
+            await queries.finish_attempt(session, delivery.id, attempt, status=status,
+                                         next_attempt_at=next_at,
+                                         error=None if status == "delivered" else outcome.reason)
+            if outcome.kind is OutcomeKind.DISABLE:
+                await disable_subscription(session, sub.id, outcome.reason)
+        self.ctx.metrics.deliveries.labels(sub.kind, outcome.kind.value).inc()
+        self.ctx.metrics.delivery_latency.labels(sub.kind).observe(result.latency_ms / 1000)
+        log.info("delivery attempt", extra={
+            "action": "delivery", "delivery_id": delivery.id, "subscription": sub.name,
+            "attempt": attempt_no, "status": result.status, "outcome": outcome.kind.value,
+            "next_attempt_at": next_at.isoformat() if next_at else None,
+            "reason": outcome.reason if status != "delivered" else None})
+
+
+async def disable_subscription(session: queries.AsyncSession, subscription_id: str,
+                               reason: str) -> None:
+    """The receiver said stop: disable it and cancel what is still queued for it. Commits."""
+    sub = await session.get(SubscriptionRow, subscription_id)
+    if sub is not None:
+        sub.enabled, sub.disabled_reason = False, reason
+        session.add(sub)
+    await session.exec(sa.update(DeliveryRow)
+                       .where(col(DeliveryRow.subscription_id) == subscription_id)
+                       .where(col(DeliveryRow.status) == "pending")
+                       .values(status="disabled", last_error=reason))
+    await session.commit()
+
+
+async def outbox_worker(ctx: AppContext, stopping: asyncio.Event) -> None:
+    await Outbox(ctx).run(stopping)

@@ -1,0 +1,263 @@
+"""The outbox worker against real HTTP receivers on loopback, with an injected clock.
+
+Signatures are checked by the independent `standardwebhooks` package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from standardwebhooks import Webhook
+
+from monitor.config import Config
+from monitor.events.model import Event, EventType
+from monitor.service.context import AppContext
+from monitor.service.outbox import Outbox
+from monitor.service.subscriptions import sync_config_subscriptions
+from monitor.store import queries
+from monitor.store.db import migrate
+from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
+from monitor.webhooks.retry import RetryPolicy
+from tests.databases import postgres_database
+from tests.receivers import Receiver, Reply, running
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_ctx(url: str, receiver_url: str, clock: Clock, **sub: Any) -> AppContext:
+    subscription = {"name": "ops", "kind": "generic", "url": f"{receiver_url}/hook",
+                    "secret": SECRET, **sub}
+    config = Config.model_validate({
+        "subscriptions": [subscription],
+        "settings": {"allow_private_destinations": True, "allow_http_destinations": True}})
+    ctx = AppContext.create(config, url)
+    ctx.clock = clock
+    return ctx
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running(Receiver()) as r:
+        yield r
+
+
+async def setup(ctx: AppContext, n: int = 1) -> list[Event]:
+    await migrate(ctx.engine)
+    await sync_config_subscriptions(ctx)
+    events = [Event(id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=ctx.clock(),
+                    provider="relay", run_id="run1",
+                    data={"step": "rcpt", "code": 550, "enhanced_code": "5.1.1",
+                          "message": "no such user", "class": "permanent"}) for _ in range(n)]
+    async with ctx.sessions() as session, session.begin():
+        await queries.add_events(session, events, ctx.clock())
+    return events
+
+
+async def delivery(ctx: AppContext) -> DeliveryRow:
+    async with ctx.sessions() as session:
+        return (await session.exec(sa.select(DeliveryRow))).scalars().one()
+
+
+async def attempts(ctx: AppContext) -> list[DeliveryAttemptRow]:
+    async with ctx.sessions() as session:
+        rows = (await session.exec(sa.select(DeliveryAttemptRow)
+                                   .order_by(DeliveryAttemptRow.attempt))).scalars().all()
+        return list(rows)
+
+
+def verify(received: Any) -> dict[str, Any]:
+    """The independent verifier accepts exactly what we sent."""
+    return Webhook(SECRET).verify(received.body, received.headers)  # type: ignore[no-any-return]
+
+
+async def test_500_twice_then_200_delivers_on_third_attempt_same_id(
+        tmp_path: Path, receiver: Receiver) -> None:
+    receiver.script = [Reply(500), Reply(500), Reply(200)]
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    outbox = Outbox(ctx, policy=RetryPolicy(jitter=0))
+    try:
+        [event] = await setup(ctx)
+        assert await outbox.deliver_due() == 1
+        row = await delivery(ctx)
+        assert (row.status, row.attempts, row.last_status) == ("pending", 1, 500)
+        assert row.next_attempt_at == START + timedelta(seconds=5)
+        assert await outbox.deliver_due() == 0  # not due yet: nothing sent
+        clock.now += timedelta(seconds=5)
+        assert await outbox.deliver_due() == 1
+        clock.now += timedelta(minutes=5)
+        assert await outbox.deliver_due() == 1
+        row = await delivery(ctx)
+        assert (row.status, row.attempts) == ("delivered", 3)
+        ids = {r.headers["webhook-id"] for r in receiver.received}
+        assert ids == {event.id} and len(receiver.received) == 3
+        for received in receiver.received:
+            payload = verify(received)
+            assert payload["type"] == "probe.failed"
+            assert payload["data"]["event_id"] == event.id and payload["data"]["code"] == 550
+        assert [a.status for a in await attempts(ctx)] == [500, 500, 200]
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.script = [Reply(429, {"Retry-After": "2"}), Reply(200)]
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    outbox = Outbox(ctx, policy=RetryPolicy(jitter=0))
+    try:
+        await setup(ctx)
+        await outbox.deliver_due()
+        assert (await delivery(ctx)).next_attempt_at == START + timedelta(seconds=2)
+        clock.now += timedelta(seconds=1)
+        assert await outbox.deliver_due() == 0
+        clock.now += timedelta(seconds=1)
+        assert await outbox.deliver_due() == 1
+        assert (await delivery(ctx)).status == "delivered"
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_hanging_receiver_times_out_and_is_retried(tmp_path: Path,
+                                                         receiver: Receiver) -> None:
+    receiver.script = [Reply(hang=True), Reply(200)]
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    outbox = Outbox(ctx, policy=RetryPolicy(jitter=0), timeout=0.5)
+    try:
+        await setup(ctx)
+        started = asyncio.get_running_loop().time()
+        await outbox.deliver_due()
+        assert asyncio.get_running_loop().time() - started < 3
+        row = await delivery(ctx)
+        assert row.status == "pending" and row.last_status is None
+        assert "timed out" in (row.last_error or "")
+        clock.now += timedelta(seconds=5)
+        await outbox.deliver_due()
+        assert (await delivery(ctx)).status == "delivered"
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_410_disables_the_subscription(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.script = [Reply(410)]
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    outbox = Outbox(ctx, policy=RetryPolicy(jitter=0))
+    try:
+        await setup(ctx, n=3)
+        await outbox.deliver_due()
+        async with ctx.sessions() as session:
+            sub = (await session.exec(sa.select(SubscriptionRow))).scalars().one()
+            statuses = (await session.exec(sa.select(DeliveryRow.status))).scalars().all()
+        assert not sub.enabled and "410" in (sub.disabled_reason or "")
+        assert set(statuses) == {"disabled"}
+        sent = len(receiver.received)
+        clock.now += timedelta(days=2)
+        assert await outbox.deliver_due() == 0
+        assert len(receiver.received) == sent
+        # New events for a disabled subscription are not queued at all.
+        async with ctx.sessions() as session, session.begin():
+            queued = await queries.add_events(session, [Event(
+                id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=clock.now,
+                provider="relay")], clock.now)
+        assert queued == 0
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_dead_letter_after_the_schedule_then_replay(tmp_path: Path,
+                                                          receiver: Receiver) -> None:
+    receiver.script = [Reply(503)] * 10 + [Reply(200)]
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    policy = RetryPolicy()
+    outbox = Outbox(ctx, policy=policy)
+    try:
+        [event] = await setup(ctx)
+        for _ in range(policy.max_attempts):
+            assert await outbox.deliver_due() == 1
+            clock.now += timedelta(hours=27)  # past the longest delay plus jitter
+        row = await delivery(ctx)
+        assert (row.status, row.attempts) == ("dead", policy.max_attempts)
+        assert await outbox.deliver_due() == 0
+        async with ctx.sessions() as session:
+            assert await queries.replay_delivery(session, row.id, clock.now)
+        assert await outbox.deliver_due() == 1
+        row = await delivery(ctx)
+        assert row.status == "delivered"
+        assert {r.headers["webhook-id"] for r in receiver.received} == {event.id}
+        verify(receiver.received[-1])
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_rotation_signs_with_old_and_new_secret(tmp_path: Path,
+                                                      receiver: Receiver) -> None:
+    new_secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    outbox = Outbox(ctx)
+    try:
+        await setup(ctx)
+        async with ctx.sessions() as session, session.begin():
+            sub = (await session.exec(sa.select(SubscriptionRow))).scalars().one()
+            sub.secrets = [new_secret, SECRET]
+            sub.rotated_until = clock.now + timedelta(days=1)
+        await outbox.deliver_due()
+        [received] = await receiver.wait_for(1)
+        assert len(received.headers["webhook-signature"].split(" ")) == 2
+        verify(received)  # the old secret still verifies …
+        Webhook(new_secret).verify(received.body, received.headers)  # … and so does the new
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_two_workers_never_send_the_same_attempt(receiver: Receiver) -> None:
+    receiver.script = [Reply(200, delay=0.01)]
+    clock = Clock()
+    async with postgres_database() as url:
+        a = make_ctx(url, receiver.url, clock)
+        b = make_ctx(url, receiver.url, clock)
+        workers = [Outbox(a), Outbox(b)]
+        try:
+            events = await setup(a, n=200)
+            while True:
+                sent = await asyncio.gather(*(w.deliver_due() for w in workers))
+                if sum(sent) == 0:
+                    break
+            ids = [r.headers["webhook-id"] for r in receiver.received]
+            assert len(ids) == 200 and set(ids) == {e.id for e in events}
+            async with a.sessions() as session:
+                claimers = (await session.exec(sa.select(DeliveryAttemptRow.worker))
+                            ).scalars().all()
+            assert set(claimers) == {a.replica, b.replica}
+            payload = json.loads(receiver.received[0].body)
+            assert payload["data"]["provider"] == "relay"
+        finally:
+            for worker in workers:
+                await worker.client.aclose()
+            await a.engine.dispose()
+            await b.engine.dispose()
