@@ -13,7 +13,7 @@ from typing import Literal
 from bench import clients
 from bench.server import ServerInfo
 from bench.timing import Measure, commands, compare, in_loop
-from monitor.probe.message import build_message, new_token
+from monitor.probe.message import MessageSpec, build_message, new_token
 
 Unit = Literal["probes/s", "ms/run"]
 
@@ -140,9 +140,9 @@ class Bench:
 
 def _probe_message_size() -> int:
     """Bytes of the message a send probe carries, so the raw client sends as many."""
-    body, _ = build_message(sender=clients.SENDER, recipients=[clients.RECIPIENT],
-                            subject="Delivery Monitor probe", token=new_token(),
-                            now=datetime.now(UTC), helo=clients.HELO)
+    spec = MessageSpec(sender=clients.SENDER, recipients=(clients.RECIPIENT,),
+                       subject="Delivery Monitor probe")
+    body, _ = build_message(spec, token=new_token(), now=datetime.now(UTC), helo=clients.HELO)
     return len(body)
 
 

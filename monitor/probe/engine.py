@@ -22,7 +22,7 @@ from monitor.probe import tls as tlsinfo
 from monitor.probe.capabilities import HELO_ONLY, MECHANISM_PREFERENCE, parse_capabilities
 from monitor.probe.diagnosis import diagnose
 from monitor.probe.errors import class_for_code, classify, verify_reason
-from monitor.probe.message import build_message, new_token
+from monitor.probe.message import MessageSpec, build_message, new_token
 from monitor.probe.recorder import StepFailed, StepRecorder
 from monitor.probe.result import (
     Capabilities,
@@ -43,16 +43,25 @@ def new_run_id() -> str:
     return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(6)}"
 
 
-async def run_probe(provider: ProviderConfig, config: Config) -> ProbeResult:
-    """Probe `provider` up to its mode; every outcome is data in the result."""
-    session = _Session(provider, config)
+async def run_probe(provider: ProviderConfig, config: Config, *,
+                    message: MessageSpec | None = None) -> ProbeResult:
+    """Probe `provider` up to its mode; every outcome is data in the result.
+
+    `message` replaces the provider's sender, recipients and test message (a
+    pre-campaign check sends the campaign's content to its seeds).
+    """
+    session = _Session(provider, config, message)
     return await session.run()
 
 
 class _Session:
-    def __init__(self, provider: ProviderConfig, config: Config) -> None:
+    def __init__(self, provider: ProviderConfig, config: Config,
+                 message: MessageSpec | None) -> None:
         self.provider = provider
-        self.recipients = config.recipients(provider)
+        self.message = message or MessageSpec(
+            sender=provider.sender or "", recipients=tuple(config.recipients(provider)),
+            subject=provider.subject)
+        self.recipients = list(self.message.recipients)
         self.helo = provider.helo or config.settings.helo
         self.step_timeout = config.step_timeout(provider)
         self.recorder = StepRecorder()
@@ -233,12 +242,11 @@ class _Session:
                       else FailureClass.AUTH)
 
     async def _send(self) -> None:
-        p, rec, smtp, t = self.provider, self.recorder, self.smtp, self.step_timeout
-        sender = p.sender or ""  # config validation: mode send has `from`
+        rec, smtp, t = self.recorder, self.smtp, self.step_timeout
+        sender = self.message.sender
         self.token = new_token()
-        body, self.message_id = build_message(
-            sender=sender, recipients=self.recipients, subject=p.subject, token=self.token,
-            now=datetime.now(UTC), helo=self.helo)
+        body, self.message_id = build_message(self.message, token=self.token,
+                                              now=datetime.now(UTC), helo=self.helo)
         await rec.run(Step.MAIL, f"MAIL FROM:<{sender}>", lambda: smtp.mail(sender, timeout=t),
                       expect={250})
         for rcpt in self.recipients:

@@ -1,37 +1,73 @@
-"""The test message a `send` probe carries (RFC 5322, built by the stdlib)."""
+"""The test message a `send` probe carries (RFC 5322, built by the stdlib).
+
+Building an EmailMessage with the SMTP policy costs about 0.9 ms (header
+parsing and folding) — a third of a whole probe against a local server — so
+the message is built once per (sender, recipients, subject, content) with
+fixed-width placeholders, and each send substitutes its token and date.
+"""
 
 from __future__ import annotations
 
+import functools
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
 TOKEN_HEADER = "X-Delivery-Monitor-Token"
+_TOKEN_HEX = 24
+# Same width as a real token and date, so substitution never changes header folding.
+_TOKEN_SLOT = "dm-" + "x" * _TOKEN_HEX
+_DATE_SLOT = "Xxx, 00 Xxx 0000 00:00:00 +0000"
+
+DEFAULT_TEXT = ("This is an automated delivery probe sent by Delivery Monitor.\n"
+                "It is deleted by the monitor when found; no action is needed.\n")
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """What to send; a pre-campaign check fills in the campaign's subject and bodies."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    text: str = DEFAULT_TEXT
+    html: str | None = None
 
 
 def new_token() -> str:
     """Unique per send; the receive side matches on it (header and body)."""
-    return "dm-" + secrets.token_hex(12)
+    return "dm-" + secrets.token_hex(_TOKEN_HEX // 2)
 
 
-def build_message(*, sender: str, recipients: list[str], subject: str, token: str,
-                  now: datetime, helo: str) -> tuple[bytes, str]:
-    """Return (wire bytes with CRLF line endings, Message-ID)."""
+@functools.lru_cache(maxsize=256)
+def _template(spec: MessageSpec, helo: str) -> bytes:
     message = EmailMessage(policy=SMTP)
-    domain = sender.rpartition("@")[2] or helo
-    message_id = f"<{token}@{domain}>"
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
-    message[TOKEN_HEADER] = token
+    domain = spec.sender.rpartition("@")[2] or helo
+    message["Date"] = _DATE_SLOT
+    message["Message-ID"] = f"<{_TOKEN_SLOT}@{domain}>"
+    message["From"] = spec.sender
+    message["To"] = ", ".join(spec.recipients)
+    message["Subject"] = spec.subject
+    message[TOKEN_HEADER] = _TOKEN_SLOT
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to probes
-    message.set_content(
-        "This is an automated delivery probe sent by Delivery Monitor.\n"
-        f"Token: {token}\n"
-        "It is deleted by the monitor when found; no action is needed.\n"
-    )
-    return message.as_bytes(policy=SMTP), message_id
+    # The token goes in the body too: some inbound-parse services drop custom headers.
+    message.set_content(f"{spec.text.rstrip()}\n\nDelivery Monitor token: {_TOKEN_SLOT}\n")
+    if spec.html is not None:
+        message.add_alternative(
+            f"{spec.html}\n<!-- Delivery Monitor token: {_TOKEN_SLOT} -->\n", subtype="html")
+    return message.as_bytes(policy=SMTP)
+
+
+def build_message(spec: MessageSpec, *, token: str, now: datetime,
+                  helo: str) -> tuple[bytes, str]:
+    """Return (wire bytes with CRLF line endings, Message-ID)."""
+    if len(token) != len(_TOKEN_SLOT):
+        raise ValueError("token must come from new_token()")
+    wire = _template(spec, helo)
+    domain = spec.sender.rpartition("@")[2] or helo
+    wire = wire.replace(_TOKEN_SLOT.encode(), token.encode()).replace(
+        _DATE_SLOT.encode(), format_datetime(now).encode(), 1)
+    return wire, f"<{token}@{domain}>"
