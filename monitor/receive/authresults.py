@@ -26,6 +26,7 @@ from monitor.receive.result import AuthVerdict
 HEADER = "Authentication-Results"
 # RFC 7208 §2.6 names "fail"; some hosts still write RFC 4408-era "hardfail".
 _ALIASES = {"hardfail": AuthVerdict.FAIL}
+_PLACEHOLDER = "authserv-id.invalid"
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,29 @@ def verdicts_from(values: Sequence[str], authserv_id: str | None = None) -> Auth
 
 def _verdicts(value: str) -> AuthResults:
     unfolded = " ".join(value.split())
+    anonymous = _authserv_id_of(value) == ""
+    if anonymous:
+        # Microsoft 365 writes no authserv-id ("spf=pass (sender IP is …) …"); parse the
+        # rest behind a placeholder rather than reject the whole header.
+        unfolded = f"{_PLACEHOLDER}; {unfolded}"
     try:
         header: Any = authres.AuthenticationResultsHeader.parse_value(unfolded)
     except authres.AuthResError as exc:
         return AuthResults(authserv_id=_authserv_id_of(value) or None,
                            note=f"unparseable Authentication-Results: {exc}")
+    if anonymous:
+        header.authserv_id = None
     by_method: dict[str, list[str]] = {}
     for result in header.results:
         by_method.setdefault(str(result.method).lower(), []).append(str(result.result).lower())
+    note = "Authentication-Results without an authserv-id" if anonymous else None
     if not header.results:  # "authserv-id; none": no method was applied (RFC 8601 §2.2)
         none = AuthVerdict.NONE
-        return AuthResults(authserv_id=header.authserv_id, spf=none, dkim=none, dmarc=none)
+        return AuthResults(header.authserv_id, spf=none, dkim=none, dmarc=none, note=note)
     return AuthResults(authserv_id=header.authserv_id,
                        spf=_verdict(by_method.get("spf")),
                        dkim=_verdict(by_method.get("dkim")),
-                       dmarc=_verdict(by_method.get("dmarc")))
+                       dmarc=_verdict(by_method.get("dmarc")), note=note)
 
 
 def _verdict(results: list[str] | None) -> AuthVerdict | None:
@@ -88,7 +97,11 @@ def _verdict(results: list[str] | None) -> AuthVerdict | None:
 
 
 def _authserv_id_of(value: str) -> str:
-    """The authserv-id even when the rest does not parse: the text before ';'."""
+    """The authserv-id even when the rest does not parse: the text before ';'.
+
+    "" when there is none: the first item is already a result ("spf=pass").
+    """
     head = value.split(";", 1)[0].strip()
     # A version may follow the id ("example.org 1"), and a comment may too.
-    return head.split()[0] if head else ""
+    first = head.split()[0] if head else ""
+    return "" if "=" in first else first

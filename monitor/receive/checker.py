@@ -156,7 +156,8 @@ def _arrival(pending: PendingToken, found: FoundMessage, base: dict[str, Any], s
         latency, note = _received_latency(_ms(received_at - pending.accepted_at), seen_ms)
         if note:
             notes.append(note)
-    arrived_at = received_at or found.seen_at
+    # Judged on our clock: a receiver whose clock runs ahead must not make it late.
+    arrived_at = pending.accepted_at + timedelta(milliseconds=latency)
     late = arrived_at > pending.deadline
     return ReceiveResult(
         **base, status=ReceiveStatus.LATE if late else ReceiveStatus.ARRIVED,

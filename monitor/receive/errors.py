@@ -9,8 +9,9 @@ boundary and calls `classify(exc, step)`. The tree it understands:
     imapclient LoginError               -> auth (LOGIN answered NO)
     imaplib.IMAP4.abort                 -> network for "socket error…" (EOF, reset),
                                            else protocol (garbage, unexpected reply)
-    imaplib.IMAP4.error                 -> auth at the login step, else protocol
-                                           (includes imapclient's ProtocolError)
+    imapclient ProtocolError            -> protocol (a reply it could not parse)
+    imaplib.IMAP4.error                 -> a NO: auth at login, permanent at select
+                                           (no such folder), else protocol
     poplib.error_proto                  -> network for "-ERR EOF", auth at login,
                                            else protocol
     TimeoutError (socket timeouts too)  -> timeout, naming the step
@@ -26,11 +27,12 @@ import poplib
 import re
 from dataclasses import dataclass
 
-from imapclient.exceptions import LoginError
+from imapclient.exceptions import LoginError, ProtocolError
 
 from monitor.probe import errors as smtp_errors
 from monitor.probe.result import FailureClass
 
+_IMAP_REFUSAL = {"login": FailureClass.AUTH, "select": FailureClass.PERMANENT}
 _BYTES_REPR = re.compile(r"\bb'([^']*)'")
 
 
@@ -60,8 +62,12 @@ def classify(exc: BaseException, step: str) -> MailboxFailure:
         if "socket error" in text:
             return MailboxFailure(FailureClass.NETWORK, f"connection lost ({text})")
         return MailboxFailure(FailureClass.PROTOCOL, text)
+    if isinstance(exc, ProtocolError):
+        return MailboxFailure(FailureClass.PROTOCOL, _text(exc))
     if isinstance(exc, imaplib.IMAP4.error):
-        failure_class = FailureClass.AUTH if step == "login" else FailureClass.PROTOCOL
+        # A well-formed NO: to LOGIN it is auth, to SELECT a folder that is not
+        # there (config to fix), elsewhere an answer we did not expect.
+        failure_class = _IMAP_REFUSAL.get(step, FailureClass.PROTOCOL)
         return MailboxFailure(failure_class, _text(exc))
     if isinstance(exc, poplib.error_proto):
         text = _text(exc)

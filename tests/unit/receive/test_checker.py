@@ -1,0 +1,221 @@
+"""Matching and measurement against a scripted backend: statuses, latencies, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+from monitor.probe.result import FailureClass
+from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive.checker import pending_tokens, wait_for_arrival
+from monitor.receive.errors import ReceiveError
+from monitor.receive.result import AuthVerdict, Placement
+from tests.unit.receive.fakes import FakeBackend, backends, found, mailbox_config, pending
+
+T0 = datetime(2026, 11, 30, 12, 0, 0, 250_000, tzinfo=UTC)
+AR = "Authentication-Results: mx.test; spf=pass smtp.mailfrom=a; dkim=fail header.d=a\r\n"
+
+
+async def test_arrival_measured_from_data_accepted() -> None:
+    fake = FakeBackend({"t1": found("t1", T0 + timedelta(seconds=4), extra=AR,
+                                    received=T0.replace(microsecond=0) + timedelta(seconds=2))})
+    [result] = await check_pending(mailbox_config("m"), [pending("t1", "m", T0)],
+                                   T0 + timedelta(seconds=4), backends=backends(fake))
+    assert result.status is ReceiveStatus.ARRIVED and result.ok and result.arrived
+    assert result.latency_ms == 1750.0  # to the Received timestamp
+    assert result.seen_latency_ms == 4000.0  # to when the checker saw it
+    assert (result.folder, result.placement, result.deleted) == ("INBOX", Placement.INBOX, True)
+    assert (result.spf, result.dkim, result.dmarc) == (AuthVerdict.PASS, AuthVerdict.FAIL, None)
+    assert result.authserv_id == "mx.test" and result.failure_class is None
+
+
+async def test_received_within_its_resolution_is_clamped_without_a_note() -> None:
+    # Received says 12:00:00, DATA was accepted at 12:00:00.250: the same second.
+    fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=1),
+                                   received=T0.replace(microsecond=0))})
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   backends=backends(fake))
+    assert result.latency_ms == 0.0
+    assert not any("clock" in note for note in result.notes)
+
+
+async def test_skewed_receiver_clock_is_noted() -> None:
+    fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=1),
+                                   received=T0 - timedelta(minutes=5))})
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   backends=backends(fake))
+    assert result.latency_ms == 0.0
+    assert any("clock is off" in note for note in result.notes)
+
+
+async def test_a_receiver_clock_running_ahead_does_not_make_it_late() -> None:
+    fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=2),
+                                   received=T0 + timedelta(hours=2))})
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   backends=backends(fake))
+    assert result.status is ReceiveStatus.ARRIVED and result.latency_ms == 2000.0
+    assert any("clock is off" in note for note in result.notes)
+
+
+async def test_without_received_latency_is_time_to_seen() -> None:
+    fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=3))})
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   backends=backends(fake))
+    assert result.latency_ms == result.seen_latency_ms == 3000.0
+    assert result.received_at is None
+
+
+async def test_junk_arrival_is_not_ok_but_not_a_failure_class() -> None:
+    fake = FakeBackend({"t": found("t", T0, folder="Junk", placement=Placement.JUNK)})
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   backends=backends(fake))
+    assert result.status is ReceiveStatus.ARRIVED and result.arrived and not result.ok
+    assert result.placement is Placement.JUNK and result.failure_class is None
+
+
+async def test_not_found_is_pending_before_the_deadline_and_missing_from_it() -> None:
+    config, fake = mailbox_config("m"), FakeBackend()
+    token = pending("t", "m", T0, timedelta(seconds=60))
+    [before] = await check_pending(config, [token], token.deadline - timedelta(microseconds=1),
+                                   backends=backends(fake))
+    assert before.status is ReceiveStatus.PENDING and not before.settled
+    [at] = await check_pending(config, [token], token.deadline, backends=backends(fake))
+    assert at.status is ReceiveStatus.MISSING and at.settled and not at.ok
+    assert at.failure_class is FailureClass.DELIVERY
+    assert at.error == "not seen in INBOX, Junk within 60s of DATA being accepted"
+
+
+async def test_found_after_the_deadline_is_late() -> None:
+    fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=90))})
+    token = pending("t", "m", T0, timedelta(seconds=60))
+    [result] = await check_pending(mailbox_config("m"), [token], T0 + timedelta(seconds=90),
+                                   backends=backends(fake))
+    assert result.status is ReceiveStatus.LATE and result.arrived and not result.ok
+    assert result.failure_class is FailureClass.DELIVERY
+    assert result.error == "arrived 30.0s after the deadline"
+
+
+async def test_one_scan_per_mailbox_for_tokens_of_any_earlier_send() -> None:
+    fake = FakeBackend({"old": found("old", T0), "new": found("new", T0)})
+    items = [pending("old", "a", T0 - timedelta(minutes=3), timedelta(minutes=5)),
+             pending("new", "a", T0),
+             pending("other", "b", T0)]
+    results = await check_pending(mailbox_config("a", "b"), items, T0, backends=backends(fake))
+    assert sorted(fake.calls, key=len) == [frozenset({"other"}), frozenset({"old", "new"})]
+    assert [(r.token, r.mailbox, r.status) for r in results] == [
+        ("old", "a", ReceiveStatus.ARRIVED), ("new", "a", ReceiveStatus.ARRIVED),
+        ("other", "b", ReceiveStatus.PENDING)]
+    assert results[0].seen_latency_ms == 180_000.0
+
+
+async def test_mailbox_errors_are_classified_with_context_never_raised() -> None:
+    cases = [
+        (ConnectionRefusedError(111, "Connection refused"), "connect", FailureClass.NETWORK),
+        (socket.gaierror(-2, "Name or service not known"), "connect", FailureClass.NETWORK),
+        (ReceiveError(FailureClass.TLS, "server does not offer STARTTLS"), "starttls",
+         FailureClass.TLS),
+        (ValueError("bad literal"), "fetch", FailureClass.PROTOCOL),
+    ]
+    for exc, step, failure_class in cases:
+        fake = FakeBackend(error=exc, step=step)
+        [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                       backends=backends(fake))
+        assert result.status is ReceiveStatus.ERROR, exc
+        assert (result.failure_class, result.step) == (failure_class, step)
+        assert result.error is not None
+        assert result.error.startswith(f"mailbox m (maildir) at {step}")
+        assert not result.settled  # before the deadline: keep the token
+    [late] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)],
+                                 T0 + timedelta(hours=1), backends=backends(fake))
+    assert late.status is ReceiveStatus.ERROR and late.settled
+
+
+async def test_a_hung_backend_is_cut_at_check_timeout() -> None:
+    fake = FakeBackend(delay=30, step="search")
+    started = time.monotonic()
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   options=ReceiveOptions(check_timeout=0.2),
+                                   backends=backends(fake))
+    assert time.monotonic() - started < 2
+    assert (result.failure_class, result.step) == (FailureClass.TIMEOUT, "search")
+
+
+async def test_unknown_mailbox_is_a_permanent_error() -> None:
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "gone", T0)], T0,
+                                   backends=backends(FakeBackend()))
+    assert result.failure_class is FailureClass.PERMANENT and result.status is ReceiveStatus.ERROR
+
+
+async def test_wait_for_arrival_polls_until_found() -> None:
+    now = datetime.now(UTC)
+    fake = FakeBackend()
+    token = pending("t", "m", now, timedelta(seconds=10))
+    progress: list[float] = []
+
+    async def deliver_later() -> None:
+        await asyncio.sleep(0.5)
+        fake.messages["t"] = found("t", datetime.now(UTC))
+
+    delivery = asyncio.create_task(deliver_later())
+    result = await wait_for_arrival(mailbox_config("m"), token, progress.append,
+                                    backends=backends(fake), first_interval=0.05)
+    await delivery
+    assert result.status is ReceiveStatus.ARRIVED
+    assert len(fake.calls) >= 2 and progress == sorted(progress) and progress[0] >= 0
+
+
+async def test_wait_for_arrival_ends_missing_at_the_deadline() -> None:
+    now = datetime.now(UTC)
+    token = pending("t", "m", now, timedelta(seconds=1))
+    started = time.monotonic()
+    result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(FakeBackend()),
+                                    max_interval=0.3)
+    elapsed = time.monotonic() - started
+    assert result.status is ReceiveStatus.MISSING
+    assert result.checked_at >= token.deadline
+    assert 0.9 <= elapsed < 1.5
+
+
+async def test_wait_for_arrival_gives_up_at_once_on_auth_but_retries_network() -> None:
+    token = pending("t", "m", datetime.now(UTC), timedelta(seconds=0.6))
+    refused = ReceiveError(FailureClass.AUTH, "login refused")
+    fake = FakeBackend(error=refused, step="login")
+    result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(fake))
+    assert result.failure_class is FailureClass.AUTH and len(fake.calls) == 1
+
+    fake = FakeBackend(error=ConnectionRefusedError(111, "refused"))
+    started = time.monotonic()
+    result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(fake),
+                                    first_interval=0.05, max_interval=0.1)
+    assert result.failure_class is FailureClass.NETWORK and len(fake.calls) > 2
+    assert result.settled and time.monotonic() - started < 1.5
+
+
+def test_result_json_round_trips() -> None:
+    result = ReceiveResult(token="t", run_id="r", provider="p", mailbox="m", backend="imap",
+                           status=ReceiveStatus.ARRIVED, checked_at=T0, accepted_at=T0,
+                           deadline=T0, placement=Placement.JUNK)
+    data = result.model_dump(mode="json")
+    assert (data["arrived"], data["ok"], data["settled"]) == (True, False, True)
+    assert ReceiveResult.model_validate(data) == result
+    assert ReceiveResult.model_validate_json(result.model_dump_json()) == result
+
+
+def test_pending_tokens_for_mailboxes_named_or_addressed() -> None:
+    from monitor.config import Config, ProviderConfig
+    from monitor.probe.result import ProbeResult
+
+    base = mailbox_config("a", "b", deliver_within="2m")
+    provider = ProviderConfig.model_validate({
+        "name": "p", "host": "h", "mode": "send", "from": "x@example.test",
+        "to": ["a", "b@example.test", "stranger@example.org"]})
+    config = Config(providers=(provider,), mailboxes=base.mailboxes)
+    result = ProbeResult(run_id="r1", provider="p", host="h", port=587, tls_mode="starttls",
+                         mode="send", started_at=T0, duration_ms=1, ok=True, steps=(),
+                         token="dm-1", accepted_at=T0)
+    tokens = pending_tokens(result, config)
+    assert [(t.mailbox, t.deadline - t.accepted_at) for t in tokens] == [
+        ("a", timedelta(minutes=2)), ("b", timedelta(minutes=2))]
+    assert pending_tokens(result.model_copy(update={"accepted_at": None}), config) == []
