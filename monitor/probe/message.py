@@ -20,7 +20,7 @@ TOKEN_HEADER = "X-Delivery-Monitor-Token"
 _TOKEN_HEX = 24
 # Same width as a real token and date, so substitution never changes header folding.
 _TOKEN_SLOT = "dm-" + "x" * _TOKEN_HEX
-_DATE_SLOT = "Xxx, 00 Xxx 0000 00:00:00 +0000"
+_DATE_SLOT = "Thu, 01 Jan 1970 00:00:00 +0000"  # a valid date: the header is parsed
 
 DEFAULT_TEXT = ("This is an automated delivery probe sent by Delivery Monitor.\n"
                 "It is deleted by the monitor when found; no action is needed.\n")
