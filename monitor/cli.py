@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from monitor.config import ConfigError, default_config_path, load_config
-from monitor.probe import run_probe
-from monitor.render import render_result
+from monitor.config import Config, ConfigError, ProviderConfig, default_config_path, load_config
+from monitor.probe import ProbeResult, run_probe
+from monitor.receive import (
+    PendingToken,
+    ReceiveOptions,
+    ReceiveResult,
+    pending_tokens,
+    wait_for_arrival,
+)
+from monitor.render import render_receive, render_result
 from monitor.store.db import SchemaTooNew
 from monitor.webhooks import verify_cli
 
@@ -93,9 +102,59 @@ def _probe(name: str, config_path: Path | None, *, as_json: bool) -> int:
         print(f"error: {config.source}: no provider named {name!r} (known: {known})",
               file=sys.stderr)
         return EXIT_USAGE
-    result = asyncio.run(run_probe(provider, config))
-    print(result.model_dump_json(indent=2) if as_json else render_result(result))
-    return EXIT_OK if result.ok else EXIT_FAILED
+    result, received = asyncio.run(_probe_and_receive(provider, config))
+    if as_json:
+        data = json.loads(result.model_dump_json())
+        if received:  # only for sends to configured mailboxes: other output is unchanged
+            data["receive"] = [json.loads(r.model_dump_json()) for r in received]
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(render_result(result) + ("\n\n" + render_receive(received) if received else ""))
+    ok = result.ok and all(r.ok for r in received)  # missing, late or junk fail the probe
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+async def _probe_and_receive(provider: ProviderConfig,
+                             config: Config) -> tuple[ProbeResult, list[ReceiveResult]]:
+    """Probe, then wait (bounded by each mailbox's `deliver_within`) for the message."""
+    result = await run_probe(provider, config)
+    pending = pending_tokens(result, config)
+    if not pending:
+        return result, []
+    options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+    progress = _Progress(pending)
+    received = await asyncio.gather(*(
+        wait_for_arrival(config, p, progress.callback(p.mailbox), options=options)
+        for p in pending))
+    progress.done()
+    return result, list(received)
+
+
+class _Progress:
+    """Progress of the wait on stderr: redrawn in place on a terminal, one line otherwise."""
+
+    def __init__(self, pending: list[PendingToken]) -> None:
+        self.limits = {p.mailbox: (p.deadline - p.accepted_at).total_seconds() for p in pending}
+        self.elapsed = dict.fromkeys(self.limits, 0.0)
+        self.tty = sys.stderr.isatty()
+        names = ", ".join(self.limits)
+        if not self.tty:
+            print(f"waiting for the probe message in {names} "
+                  f"(up to {max(self.limits.values()):g} s)…", file=sys.stderr)
+
+    def callback(self, mailbox: str) -> Callable[[float], None]:
+        def update(elapsed: float) -> None:
+            self.elapsed[mailbox] = elapsed
+            if self.tty:
+                state = "  ".join(f"{name} {self.elapsed[name]:.0f}/{limit:g} s"
+                                  for name, limit in self.limits.items())
+                print(f"\rwaiting for the probe message: {state}", end="", file=sys.stderr,
+                      flush=True)
+        return update
+
+    def done(self) -> None:
+        if self.tty:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
 def _validate(path: Path | None) -> int:

@@ -1,10 +1,13 @@
-"""Human-readable output of a probe result: step table, TLS, capabilities, diagnosis."""
+"""Human-readable output of a probe result: step table, TLS, capabilities, diagnosis,
+and the receive side's verdict under it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from monitor.probe.result import ProbeResult, StepResult, TlsInfo
+from monitor.receive.result import ReceiveResult, ReceiveStatus
 
 _TEXT_WIDTH = 64
 
@@ -80,4 +83,45 @@ def render_result(result: ProbeResult) -> str:
         if result.diagnosis is not None:
             out.append(f"  {result.diagnosis.summary}")
             out.append(f"  Next: {result.diagnosis.action}")
+    return "\n".join(out)
+
+
+def _seconds(ms: float | None) -> str:
+    if ms is None:
+        return "?"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _receive_lines(result: ReceiveResult) -> list[str]:
+    who = f"{result.mailbox} ({result.backend})"
+    status = result.status
+    if status in (ReceiveStatus.ARRIVED, ReceiveStatus.LATE):
+        placement = result.placement.value if result.placement else "?"
+        where = f"folder {result.folder} → {placement}"
+        if not result.folder_known:
+            where += " (POP3 shows the inbox only)"
+        verdict = "arrived" if result.ok else (
+            "ARRIVED LATE" if status is ReceiveStatus.LATE else "landed in JUNK")
+        lines = [f"{who} {verdict}, {where}",
+                 f"latency {_seconds(result.latency_ms)} to the Received timestamp, "
+                 f"seen after {_seconds(result.seen_latency_ms)}"
+                 + ("; deleted" if result.deleted else "")]
+        auth = "  ".join(f"{name} {value.value if value else '-'}" for name, value in
+                         (("SPF", result.spf), ("DKIM", result.dkim), ("DMARC", result.dmarc)))
+        lines.append(auth + (f"  (by {result.authserv_id})" if result.authserv_id else ""))
+        if result.error:
+            lines.append(result.error)
+        return lines + [f"note: {note}" for note in result.notes]
+    if status is ReceiveStatus.PENDING:
+        return [f"{who} not seen yet (deadline {result.deadline:%H:%M:%S} UTC)"]
+    label = result.failure_class.value if result.failure_class else "?"
+    return [f"{who} FAILED ({label}): {result.error or status.value}"]
+
+
+def render_receive(results: Sequence[ReceiveResult]) -> str:
+    """The receive side under the step table: one block per mailbox."""
+    out: list[str] = []
+    for result in results:
+        for index, line in enumerate(_receive_lines(result)):
+            out.append(("Delivery:     " if index == 0 else "              ") + line)
     return "\n".join(out)

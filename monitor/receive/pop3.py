@@ -81,7 +81,12 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
         found: list[FoundMessage] = []
         for number in range(count, max(0, count - options.max_messages), -1):
             trace.step = "fetch"
-            _, lines, _ = conn.top(number, 0)
+            try:
+                _, lines, _ = conn.top(number, 0)
+            except poplib.error_proto as exc:
+                if exc.args and exc.args[0] == "-ERR EOF":
+                    raise  # the connection is gone: fail the scan
+                continue  # "-ERR Message 3 expunged": another client took it meanwhile
             headers = parse_headers(b"\r\n".join(lines))
             token = token_of(headers)
             if token is None:
