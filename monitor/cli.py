@@ -123,9 +123,14 @@ async def _probe_and_receive(provider: ProviderConfig,
         return result, []
     options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
     progress = _Progress(pending)
-    received = await asyncio.gather(*(
-        wait_for_arrival(config, p, progress.callback(p.mailbox), options=options)
-        for p in pending))
+
+    async def wait(item: PendingToken) -> ReceiveResult:
+        outcome = await wait_for_arrival(config, item, progress.callback(item.mailbox),
+                                         options=options)
+        progress.settled(item.mailbox, outcome.status.value)
+        return outcome
+
+    received = await asyncio.gather(*(wait(p) for p in pending))
     progress.done()
     return result, list(received)
 
@@ -135,7 +140,7 @@ class _Progress:
 
     def __init__(self, pending: list[PendingToken]) -> None:
         self.limits = {p.mailbox: (p.deadline - p.accepted_at).total_seconds() for p in pending}
-        self.elapsed = dict.fromkeys(self.limits, 0.0)
+        self.state = {name: f"0/{limit:g} s" for name, limit in self.limits.items()}
         self.tty = sys.stderr.isatty()
         names = ", ".join(self.limits)
         if not self.tty:
@@ -144,13 +149,19 @@ class _Progress:
 
     def callback(self, mailbox: str) -> Callable[[float], None]:
         def update(elapsed: float) -> None:
-            self.elapsed[mailbox] = elapsed
-            if self.tty:
-                state = "  ".join(f"{name} {self.elapsed[name]:.0f}/{limit:g} s"
-                                  for name, limit in self.limits.items())
-                print(f"\rwaiting for the probe message: {state}", end="", file=sys.stderr,
-                      flush=True)
+            self.state[mailbox] = f"{elapsed:.0f}/{self.limits[mailbox]:g} s"
+            self._draw()
         return update
+
+    def settled(self, mailbox: str, status: str) -> None:
+        self.state[mailbox] = status
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.tty:
+            line = "  ".join(f"{name} {state}" for name, state in self.state.items())
+            print(f"\r\033[Kwaiting for the probe message: {line}", end="", file=sys.stderr,
+                  flush=True)
 
     def done(self) -> None:
         if self.tty:
