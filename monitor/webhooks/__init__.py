@@ -3,6 +3,7 @@
     render(event, destination)            → OutgoingRequest | None   (channels/)
     request.signed(msg_id, ts, secrets)   → OutgoingRequest           (signing.py)
     check_destination(url, ...)           → None | raises EgressRefused (egress.py)
+    send_limited(client, limiter, req)    → AttemptResult             (sender.py, limits.py)
     policy.next_attempt_at(n, now, ra)    → datetime | None (dead letter)  (retry.py)
 
 The outcome tree is in `outcome.py`, the exception tree in `errors.py`.
@@ -20,20 +21,25 @@ from monitor.webhooks.errors import (
     SignatureReason,
     WebhookError,
 )
+from monitor.webhooks.limits import DeliveryLimiter, RateLimiter
 from monitor.webhooks.outcome import Outcome, OutcomeKind, classify_http, parse_retry_after
 from monitor.webhooks.retry import DEFAULT_POLICY, RetryPolicy
+from monitor.webhooks.sender import AttemptResult, make_client, send, send_limited
 from monitor.webhooks.signing import active_secrets, generate_secret, headers, sign, verify
 
 __all__ = [
     "CHANNELS",
     "DEFAULT_POLICY",
+    "AttemptResult",
     "Channel",
+    "DeliveryLimiter",
     "Destination",
     "EgressReason",
     "EgressRefused",
     "Outcome",
     "OutcomeKind",
     "OutgoingRequest",
+    "RateLimiter",
     "RetryPolicy",
     "SignatureError",
     "SignatureReason",
@@ -44,8 +50,11 @@ __all__ = [
     "classify_http",
     "generate_secret",
     "headers",
+    "make_client",
     "parse_retry_after",
     "render",
+    "send",
+    "send_limited",
     "sign",
     "verify",
 ]

@@ -1,0 +1,137 @@
+"""A real HTTP receiver on 127.0.0.1 (uvicorn + Starlette), scripted per path.
+
+Each path answers one way (`ROUTES`); every request is recorded with its headers and
+exact body. `/hang` never answers until the test ends, to exercise timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from tests.unit.webhooks.shapes import pagerduty_problems, slack_problems
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    base_url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    # Scripted answers for /script, popped in order; afterwards 200.
+    script: list[int] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def on(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+
+Handler = Callable[[Receiver, Request, bytes], Awaitable[Response]]
+
+
+async def _ok(rx: Receiver, request: Request, body: bytes) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def _status(code: int, text: str = "", **headers: str) -> Response:
+    return PlainTextResponse(text, status_code=code, headers=headers)
+
+
+async def _hang(rx: Receiver, request: Request, body: bytes) -> Response:
+    await rx.release.wait()
+    return PlainTextResponse("too late")
+
+
+async def _echo(rx: Receiver, request: Request, body: bytes) -> Response:
+    return JSONResponse({"url": str(request.url), "headers": dict(request.headers),
+                         "body": body.decode()})
+
+
+async def _script(rx: Receiver, request: Request, body: bytes) -> Response:
+    code = rx.script.pop(0) if rx.script else 200
+    return PlainTextResponse(f"scripted {code}", status_code=code)
+
+
+async def _slack(rx: Receiver, request: Request, body: bytes) -> Response:
+    # Slack answers "ok", or 400 with the error string (incoming-webhook errors).
+    problems = slack_problems(json.loads(body))
+    return PlainTextResponse("invalid_blocks" if problems else "ok",
+                             status_code=400 if problems else 200)
+
+
+async def _pagerduty(rx: Receiver, request: Request, body: bytes) -> Response:
+    event = json.loads(body)
+    problems = pagerduty_problems(event)
+    if problems:
+        return JSONResponse({"status": "invalid event", "message": "Event object is invalid",
+                             "errors": problems}, status_code=400)
+    return JSONResponse({"status": "success", "message": "Event processed",
+                         "dedup_key": event.get("dedup_key")}, status_code=202)
+
+
+ROUTES: dict[str, Handler] = {
+    "/ok": _ok,
+    "/fail": lambda rx, rq, b: _status(500, "boom"),
+    "/limited": lambda rx, rq, b: _status(429, "slow down", **{"Retry-After": "2"}),
+    "/gone": lambda rx, rq, b: _status(410, "endpoint deleted"),
+    "/disable": lambda rx, rq, b: _status(200, "thanks, but stop", **{
+        "webhook-delivery": "disable"}),
+    "/moved": lambda rx, rq, b: _status(301, "", location="/ok"),
+    "/big": lambda rx, rq, b: _status(200, "x" * 100_000),
+    "/slack-gone": lambda rx, rq, b: _status(404, "channel_not_found"),
+    "/hang": _hang,
+    "/echo": _echo,
+    "/script": _script,
+    "/slack": _slack,
+    "/pagerduty": _pagerduty,
+}
+
+
+@asynccontextmanager
+async def receiver() -> AsyncIterator[Receiver]:
+    rx = Receiver()
+
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        rx.requests.append(Received(request.url.path, dict(request.headers), body))
+        handler = ROUTES.get(request.url.path)
+        if handler is None:
+            return PlainTextResponse("no such path", status_code=404)
+        return await handler(rx, request, body)
+
+    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["POST", "GET"])])
+    # Bound and listening before uvicorn starts, so the port is known without polling.
+    # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    rx.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        yield rx
+    finally:
+        rx.release.set()
+        server.should_exit = True
+        await task
+        sock.close()
