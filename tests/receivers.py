@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.asgi_server import serve_app
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,6 @@ class Receiver:
 @contextlib.asynccontextmanager
 async def running(receiver: Receiver) -> AsyncIterator[Receiver]:
     app = Starlette(routes=[Route("/{path:path}", receiver._handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    receiver.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off",
-                                           timeout_graceful_shutdown=1))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("receiver did not start")
-        await asyncio.sleep(0.01)
-    try:
+    async with serve_app(app) as url:
+        receiver.port = int(url.rsplit(":", 1)[1])
         yield receiver
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
-        sock.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -30,7 +30,8 @@ Worker = Callable[[AppContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
                jobs: dict[str, tuple[Job, timedelta]] | None = None,
-               workers: Sequence[Worker] = (), schedule: bool = True) -> Starlette:
+               workers: Sequence[Worker] = (), schedule: bool = True,
+               exception_handlers: Mapping[Any, Any] | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await migrate(ctx.engine)
@@ -75,6 +76,7 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
                              "problems": problems}, status_code=status)
 
     base = [Route("/healthz", healthz), Route("/readyz", readyz)]
-    app = Starlette(routes=[*base, *routes], lifespan=lifespan)
+    app = Starlette(routes=[*base, *routes], lifespan=lifespan,
+                    exception_handlers=dict(exception_handlers or {}))
     app.state.ctx = ctx
     return app

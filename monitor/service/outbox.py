@@ -86,8 +86,13 @@ class Outbox:
         destination = Destination(
             kind=sub.kind, url=sub.url, secrets=tuple(sub.secrets), routing_key=sub.routing_key,
             public_url=self.ctx.config.settings.public_url, name=sub.name)
-        request = render(event, destination)
         attempt_no = delivery.attempts + 1
+        try:
+            request = render(event, destination)
+        except ValueError as exc:  # a subscription that can't be sent to (no url, no key)
+            result = AttemptResult(None, 0.0, "", Outcome(OutcomeKind.PERMANENT, str(exc)))
+            await self._record(delivery, sub, attempt_no, result, now)
+            return
         if request is None:  # this channel sends nothing for this event type
             result = AttemptResult(None, 0.0, "", Outcome(OutcomeKind.DELIVERED,
                                                           "nothing to send for this channel"))

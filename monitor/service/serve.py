@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
+from monitor.api import EXCEPTION_HANDLERS, Tokens, api_routes
 from monitor.config import load_config
 from monitor.receive import ReceiveOptions, inbound_routes
 from monitor.service.app import create_app
@@ -38,25 +40,33 @@ async def check_schema(url: str) -> None:
         await engine.dispose()
 
 
-def service_app(ctx: AppContext) -> Starlette:
+def service_app(ctx: AppContext, tokens: Tokens | None = None) -> Starlette:
     """The full service: probes, receive checker and outbox on the scheduler, plus the API."""
+    tokens = Tokens.from_env() if tokens is None else tokens
     options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
 
     async def receive_job() -> int:
         return await check_receive(ctx, options)
 
-    return create_app(ctx, routes=inbound_routes(ctx.config, options.data_dir),
-                      jobs={"receive": (receive_job, RECEIVE_EVERY)}, workers=[outbox_worker])
+    return create_app(ctx, routes=[*api_routes(ctx, tokens),
+                                   *inbound_routes(ctx.config, options.data_dir)],
+                      jobs={"receive": (receive_job, RECEIVE_EVERY)}, workers=[outbox_worker],
+                      exception_handlers=EXCEPTION_HANDLERS)
 
 
 def serve(config_path: Path | None) -> None:
     setup_logging(os.environ.get("MONITOR_LOG_LEVEL", "INFO"))
     config = load_config(config_path)
-    host, port = listen_address()
+    try:
+        host, port = listen_address()
+        tokens = Tokens.from_env()  # a bad token list stops the start, before any port opens
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     url = database_url()
     asyncio.run(check_schema(url))
     ctx = AppContext.create(config, url)
-    app = service_app(ctx)
+    app = service_app(ctx, tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            lifespan="on", access_log=False))
     # uvicorn drains, then re-raises the signal it caught; SIGTERM is a requested stop
