@@ -1,6 +1,6 @@
 """A webhook receiver in a process of its own, for throughput measurements.
 
-`python -m tests.unit.webhooks.sink` binds 127.0.0.1 on a free port, prints
+`python -m bench.sink` binds 127.0.0.1 on a free port, prints
 `{"port": N}` and answers every POST with 200 "ok" until its stdin closes. A separate
 process keeps the receiver's CPU out of the sender's event loop (two cores: one each).
 """
