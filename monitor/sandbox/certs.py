@@ -42,7 +42,7 @@ def make_certificates(
     directory: Path,
     hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
     *,
-    valid_for: timedelta = timedelta(days=30),
+    valid_for: timedelta = timedelta(days=90),
     not_before: datetime | None = None,
     self_signed: bool = False,
     ca_name: str = "Delivery Monitor Sandbox CA",

@@ -8,10 +8,10 @@ the demo can show a failure and a recovery without touching a real server.
 from __future__ import annotations
 
 import asyncio
+import logging
 import mailbox
 import secrets
 import ssl
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,16 @@ from monitor.sandbox.certs import CertificateFiles, make_certificates
 
 FAULT_POINTS = ("mail", "rcpt", "data")
 
-# aiosmtpd sets its own deprecated Session.login_data on every successful AUTH.
-warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
+
+
+class _DropLoginDataNotice(logging.Filter):
+    """aiosmtpd logs a deprecation of its own Session.login_data on every AUTH."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Session.login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
 
 
 @dataclass

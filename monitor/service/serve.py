@@ -40,10 +40,12 @@ async def check_schema(url: str) -> None:
         await engine.dispose()
 
 
-def service_app(ctx: AppContext, tokens: Tokens | None = None) -> Starlette:
+def service_app(ctx: AppContext, tokens: Tokens | None = None,
+                options: ReceiveOptions | None = None) -> Starlette:
     """The full service: probes, receive checker and outbox on the scheduler, plus the API."""
     tokens = Tokens.from_env() if tokens is None else tokens
-    options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+    options = options or ReceiveOptions(
+        data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
 
     async def receive_job() -> int:
         return await check_receive(ctx, options)

@@ -111,10 +111,17 @@ async def test_usage_error_exits_2() -> None:
     assert code == 2 and "usage" in err
 
 
-async def test_demo_shows_failure_and_recovery() -> None:
-    code, out, err = await monitor("demo")
-    assert code == 0, out + err
-    assert "FAILED at rcpt 451 4.3.0 (transient)" in out
-    assert "FAILED at rcpt 550 5.1.1 (permanent)" in out
-    assert out.count("\nOK in ") == 2
-    assert "Messages in the sandbox Maildir: 2" in out
+async def test_demo_shows_failure_and_recovery_with_verified_webhooks() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor.cli", "demo", "--once", "--interval", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), 120)
+    out, err = out_bytes.decode(), err_bytes.decode()
+    assert proc.returncode == 0, out + err
+    assert "probe FAILED at rcpt 451 4.3.0 (transient)" in out
+    assert "probe FAILED at rcpt 550 5.1.1 (permanent)" in out
+    for kind in ("probe.code_changed", "probe.failed", "probe.recovered"):
+        assert f"webhook {kind}" in out, kind
+    assert "all signatures verified (0 rejected)" in out
+    assert "REJECTED" not in out
+    assert "Authorization: Bearer demo-" in out
