@@ -192,6 +192,8 @@ class Settings(Strict):
     allow_http_destinations: bool = False
     # This monitor's external base URL, for links in Slack and PagerDuty messages.
     public_url: str | None = None
+    # Per webhook request (Standard Webhooks suggests 15-30 s).
+    webhook_timeout: Duration = timedelta(seconds=15)
 
 
 class Config(Strict):

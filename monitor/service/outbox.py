@@ -50,8 +50,9 @@ class Outbox:
         self.timeout = timeout
         self.client = client or make_client(timeout=timeout)
         self.limiter = limiter or DeliveryLimiter()
-        # Long enough for a send and its bookkeeping; past it another worker may retry.
-        self.lease = timedelta(seconds=timeout * 2 + 30)
+        # A send is bounded by `timeout` (waiting for a limiter slot by about as much);
+        # past the lease, the worker is presumed dead and another may send again.
+        self.lease = timedelta(seconds=timeout * 2 + 5)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until `stopping` is set; finishes the batch in hand first."""
@@ -163,4 +164,4 @@ async def disable_subscription(session: queries.AsyncSession, subscription_id: s
 
 
 async def outbox_worker(ctx: AppContext, stopping: asyncio.Event) -> None:
-    await Outbox(ctx).run(stopping)
+    await Outbox(ctx, timeout=ctx.config.settings.webhook_timeout.total_seconds()).run(stopping)
