@@ -261,3 +261,50 @@ async def test_two_workers_never_send_the_same_attempt(receiver: Receiver) -> No
                 await worker.client.aclose()
             await a.engine.dispose()
             await b.engine.dispose()
+
+
+async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
+        tmp_path: Path, receiver: Receiver) -> None:
+    from tests.unit.webhooks.shapes import pagerduty_problems, slack_problems
+
+    clock = Clock()
+    config = Config.model_validate({
+        "subscriptions": [
+            {"name": "generic", "kind": "generic", "url": f"{receiver.url}/generic",
+             "secret": SECRET},
+            {"name": "slack", "kind": "slack", "url": f"{receiver.url}/slack"},
+            {"name": "pd", "kind": "pagerduty", "url": f"{receiver.url}/pd",
+             "routing_key": "R0UTINGKEY0123456789012345678901"}],
+        "settings": {"allow_private_destinations": True, "allow_http_destinations": True}})
+    ctx = AppContext.create(config, f"sqlite+aiosqlite:///{tmp_path / 'db'}")
+    ctx.clock = clock
+    outbox = Outbox(ctx)
+    try:
+        await migrate(ctx.engine)
+        await sync_config_subscriptions(ctx)
+        for kind in (EventType.PROBE_FAILED, EventType.PROBE_RECOVERED):
+            event = Event(id=queries.new_id(), type=kind, timestamp=clock.now, provider="relay",
+                          run_id="r1", data={"step": "rcpt", "code": 550,
+                                             "enhanced_code": "5.1.1", "class": "permanent",
+                                             "message": "no such user"}
+                          if kind is EventType.PROBE_FAILED else {})
+            async with ctx.sessions() as session, session.begin():
+                assert await queries.add_events(session, [event], clock.now) == 3
+            while await outbox.deliver_due():
+                pass
+        by_path: dict[str, list[Any]] = {}
+        for received in receiver.received:
+            by_path.setdefault(received.path, []).append(received)
+        assert [verify(r)["type"] for r in by_path["/generic"]] == ["probe.failed",
+                                                                    "probe.recovered"]
+        slack = [json.loads(r.body) for r in by_path["/slack"]]
+        assert [slack_problems(m) for m in slack] == [[], []]
+        assert "relay" in slack[0]["text"] and "550" in json.dumps(slack[0]["blocks"])
+        pd = [json.loads(r.body) for r in by_path["/pd"]]
+        assert [pagerduty_problems(m) for m in pd] == [[], []]
+        assert [m["event_action"] for m in pd] == ["trigger", "resolve"]
+        assert pd[0]["dedup_key"] == pd[1]["dedup_key"]
+        assert "R0UTINGKEY" not in str(await attempts(ctx))
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
