@@ -116,7 +116,7 @@ def _headers(box: mailbox.Maildir) -> Iterator[tuple[str, Message]]:
         try:
             with box.get_file(key) as handle:
                 raw = _header_block(handle)
-        except FileNotFoundError:  # another reader removed it meanwhile
+        except (KeyError, FileNotFoundError):  # another reader removed it meanwhile
             continue
         yield key, parse_headers(raw)
 

@@ -98,3 +98,18 @@ async def test_inbound_backend_reads_what_deliver_wrote(tmp_path: Path) -> None:
     assert (after.status, after.backend, after.placement) == (
         ReceiveStatus.ARRIVED, "inbound", Placement.INBOX)
     assert files(inbound_dir(tmp_path, "hook")) == []
+
+
+def test_a_message_removed_by_another_reader_mid_scan_is_skipped(tmp_path: Path) -> None:
+    from monitor.receive.maildir import _headers
+
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    box.add(message("dm-a"))
+    box.add(message("dm-b"))
+    scan = _headers(box)
+    first_key, _ = next(scan)
+    other = mailbox.Maildir(tmp_path / "Maildir")  # a concurrent scan, e.g. another replica
+    for key in list(other.iterkeys()):
+        if key != first_key:
+            other.remove(key)
+    assert list(scan) == []
