@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from monitor.checks import cli as check_cli
 from monitor.config import Config, ConfigError, ProviderConfig, default_config_path, load_config
 from monitor.probe import ProbeResult, run_probe
 from monitor.receive import (
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
 
     verify_cli.add_parser(commands)
+    check_cli.add_parser(commands)
 
     demo = commands.add_parser("demo", help="run everything locally against a built-in sandbox")
     demo.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(history.main(args))
         if args.command == "webhook":
             return verify_cli.run(args)
+        if args.command == "check":
+            return check_cli.run(args)
         if args.command == "demo":
             from monitor.demo import run_demo
 

@@ -1,0 +1,147 @@
+"""`monitor check`: a pre-campaign check from the command line, no server needed.
+
+    monitor check --provider sendgrid-relay --from news@example.com \\
+        --seed seed-gmail --seed seed-outlook --subject "May newsletter" \\
+        --html-file may.html [--text-file may.txt] [--dns-server 127.0.0.1:5353] [--json]
+
+A progress bar goes to stderr, the report (or its JSON with --json) to stdout.
+Exit 0 passed, 1 failed, 2 usage or config error (and an unfinished check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def add_parser(subcommands: Any) -> None:
+    """Register `check` on the top-level subparsers of `monitor`."""
+    p = subcommands.add_parser(
+        "check", help="pre-campaign check: send to seed mailboxes, check DNS, give a verdict",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--provider", required=True, help="provider name from the config")
+    p.add_argument("--from", dest="sender", required=True, metavar="ADDRESS",
+                   help="the campaign's sender address (its domain's DNS is checked)")
+    p.add_argument("--seed", dest="seeds", action="append", required=True, metavar="MAILBOX",
+                   help="a configured mailbox name; repeat for each seed")
+    p.add_argument("--subject", default=None, help="the campaign's subject")
+    p.add_argument("--text-file", type=Path, default=None, help="plain-text body (UTF-8)")
+    p.add_argument("--html-file", type=Path, default=None, help="HTML body (UTF-8)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="config file (default: $MONITOR_CONFIG or config/monitor.yaml)")
+    p.add_argument("--dns-server", default=None, metavar="IP[:PORT]",
+                   help="resolver for the sender domain's DNS (default: the system's)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def parse_nameserver(value: str) -> tuple[str, int]:
+    """`IP`, `IP:PORT` or `[IPv6]:PORT` → (ip, port); port 53 by default."""
+    host, port = value, "53"
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("53" if not rest else "?")
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    try:
+        ip = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise UsageError(f"--dns-server {value!r}: not an IP address (IP or IP:PORT)") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise UsageError(f"--dns-server {value!r}: bad port")
+    return ip, int(port)
+
+
+def _read(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc}") from None
+
+
+def _validation_message(exc: ValidationError) -> str:
+    names = {"sender": "--from", "from": "--from", "seeds": "--seed", "text": "--text-file",
+             "html": "--html-file"}
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "request"
+        lines.append(f"{names.get(field, '--' + field)}: {error['msg']}")
+    return "; ".join(lines)
+
+
+class ProgressPrinter:
+    """A bar redrawn in place on a terminal; one line per change otherwise (logs, CI)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = ""
+
+    async def __call__(self, report: Any) -> None:
+        from monitor.checks.render import progress_bar
+
+        line = progress_bar(report.progress)
+        if line == self.last:
+            return
+        self.last = line
+        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.checks.errors import CheckError
+    from monitor.checks.model import CheckRequest, CheckStatus, Verdict
+    from monitor.checks.render import render_report
+    from monitor.checks.runner import new_check_id, resolve, run_check
+    from monitor.config import ConfigError, load_config
+
+    try:
+        nameserver = parse_nameserver(args.dns_server) if args.dns_server else None
+        request = CheckRequest.model_validate({
+            "provider": args.provider, "from": args.sender, "seeds": args.seeds,
+            "subject": args.subject, "text": _read(args.text_file, "--text-file"),
+            "html": _read(args.html_file, "--html-file")})
+        config = load_config(args.config)
+        resolve(config, request)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        print(f"error: {_validation_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CheckError as exc:
+        print(f"error: {config.source or 'config'}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    printer = ProgressPrinter(sys.stderr)
+    try:
+        report = asyncio.run(run_check(config, request, check_id=new_check_id(),
+                                       dns_nameserver=nameserver, on_progress=printer))
+    finally:
+        printer.close()
+    print(report.model_dump_json(indent=2, by_alias=True) if args.json
+          else render_report(report))
+    if report.status is not CheckStatus.DONE:
+        return EXIT_USAGE
+    return EXIT_PASSED if report.verdict is Verdict.PASSED else EXIT_FAILED
