@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import mailbox
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field, replace
@@ -66,17 +65,14 @@ class SteeredMaildir:
     lost: Collection[str] = ()
     found: dict[str, Message] = field(default_factory=dict)
     inner: MaildirBackend = field(default_factory=MaildirBackend)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace) -> Scan:
         if mailbox.name in self.lost:
             return Scan(folders=("INBOX", "Junk"))
-        # One scan at a time: every seed here reads the same Maildir, and a scan that
-        # lists a message another scan deletes before it is read fails with KeyError
-        # (monitor/receive/maildir.py `_headers` catches FileNotFoundError only).
-        async with self.lock:
-            scan = await self.inner.scan(mailbox, tokens, options, trace)
+        # Every seed here reads the same Maildir, concurrently: each scan must skip what
+        # another one deletes under it.
+        scan = await self.inner.scan(mailbox, tokens, options, trace)
         for token, message in list(scan.found.items()):
             self.found[mailbox.name] = message.headers
             if mailbox.name in self.junk:
