@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     check_cli.add_parser(commands)
 
     demo = commands.add_parser("demo", help="run everything locally against a built-in sandbox")
-    demo.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
+    demo.add_argument("--once", action="store_true",
+                      help="stop after one failure-and-recovery cycle")
+    demo.add_argument("--interval", type=float, default=2.0, help="seconds between probes")
     return parser
 
 
@@ -84,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return check_cli.run(args)
         if args.command == "demo":
-            from monitor.demo import run_demo
+            from monitor.demo import main as demo_main
 
-            return asyncio.run(run_demo())
+            return demo_main(once=args.once, interval=args.interval)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -99,6 +99,8 @@ class Sandbox:
                 make_certificates, self.directory / "tls")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.certificates.cert_file, self.certificates.key_file)
+        # Created up front: two first deliveries at once would race to create it.
+        await asyncio.to_thread(mailbox.Maildir, self.maildir, create=True)
         self.handler = SandboxHandler(self.maildir)
         handler = self.handler
 

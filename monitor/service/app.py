@@ -48,14 +48,18 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
             yield
         finally:
             ctx.scheduler_running = False
+            # Pause, not shut down, first: shutting the scheduler down cancels the jobs
+            # it is running, and in-flight probes should finish and be recorded.
             if scheduler is not None:
-                scheduler.shutdown(wait=False)
+                scheduler.pause()
             stopping.set()
             pending = [t for t in (*ctx.inflight, *worker_tasks) if not t.done()]
             if pending:
                 _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
                 for task in late:
                     task.cancel()
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await ctx.engine.dispose()
             log.info("service stopped", extra={"action": "stop", "replica": ctx.replica})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import zlib
 from datetime import datetime
 
@@ -38,6 +39,9 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
             log.debug("slot taken", extra={"action": "slot_skipped",
                                            "provider": provider.name, "slot": slot})
             return None
+    # A little jitter, after the claim so the slot is already decided: probes of many
+    # monitors against one provider don't all arrive on the same second.
+    await asyncio.sleep(random.uniform(0, min(provider.interval.total_seconds() / 10, 5.0)))
     return await probe_and_record(ctx, provider, slot)
 
 

@@ -42,11 +42,12 @@ def build_scheduler(ctx: AppContext,
     now = ctx.clock()
     for provider in ctx.config.providers:
         interval = provider.interval.total_seconds()
-        # Jitter stays well inside the slot, so every replica computes the same slot.
-        jitter = min(interval / 10, 5.0)
+        # No trigger jitter: APScheduler 3 adds it to the previous, already jittered
+        # fire time, so the schedule drifts and slots get skipped. run_slot jitters
+        # after claiming instead, and every fire lands on its slot's boundary.
         scheduler.add_job(
             run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
-                interval, slot_offset(provider), now), jitter=jitter),
+                interval, slot_offset(provider), now)),
             args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
     scheduler.add_job(prune, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
                       args=(ctx,), id="retention", next_run_time=now + timedelta(seconds=30))

@@ -79,3 +79,41 @@ settings: {{allow_private_destinations: true, allow_http_destinations: true,
                 ["data"]["event_id"] == event_id]
         assert len(ours) >= 2  # the one the kill interrupted, and the one after the restart
         assert {r.headers["webhook-id"] for r in ours} == {event_id}
+
+
+async def test_sigterm_lets_the_probe_in_flight_finish(tmp_path: Path) -> None:
+    from tests.unit.scripted_smtp import Drip
+
+    # NOOP answers slowly: the probe is mid-session when SIGTERM arrives.
+    smtp = ScriptedServer(replies={"NOOP": Drip("250 2.0.0 OK", every=0.1)})
+    async with smtp:
+        config = tmp_path / "monitor.yaml"
+        config.write_text(f"""
+providers:
+  - {{name: slow, host: 127.0.0.1, port: {smtp.port}, helo: t.test, interval: 1s,
+     step_timeout: 10s}}
+""")
+        url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+        env = {**os.environ, "MONITOR_DATABASE_URL": url, "MONITOR_CONFIG": str(config),
+               "MONITOR_LISTEN": "127.0.0.1:0"}
+        with (tmp_path / "serve.log").open("ab") as log:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "monitor.cli", "serve", env=env, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while "NOOP" not in smtp.commands:
+                assert time.monotonic() < deadline, "no probe started"
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+    engine = make_engine(url)
+    try:
+        async with sessions(engine)() as session:
+            runs = (await session.exec(sa.text("SELECT ok FROM run"))).all()
+    finally:
+        await engine.dispose()
+    assert runs and all(ok for (ok,) in runs), runs
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
