@@ -12,17 +12,20 @@ from starlette.routing import BaseRoute
 
 from monitor import __version__
 from monitor.api.auth import Scope, Tokens
+from monitor.api.checks import check_endpoints
 from monitor.api.errors import EXCEPTION_HANDLERS
 from monitor.api.events import event_endpoints
 from monitor.api.providers import provider_endpoints
 from monitor.api.registry import Endpoint, openapi, routes
 from monitor.api.subscriptions import subscription_endpoints
+from monitor.receive import ReceiveOptions
 from monitor.service.context import AppContext
 
 __all__ = ["EXCEPTION_HANDLERS", "Tokens", "api_routes", "endpoints"]
 
 
-def endpoints(ctx: AppContext, *, metrics_public: bool = True) -> list[Endpoint]:
+def endpoints(ctx: AppContext, options: ReceiveOptions, *,
+              metrics_public: bool = True) -> list[Endpoint]:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(ctx.metrics.registry),
                         headers={"content-type": CONTENT_TYPE_LATEST})
@@ -31,6 +34,7 @@ def endpoints(ctx: AppContext, *, metrics_public: bool = True) -> list[Endpoint]
         *provider_endpoints(ctx),
         *event_endpoints(ctx),
         *subscription_endpoints(ctx),
+        *check_endpoints(ctx, options),
         Endpoint("GET", "/metrics", metrics, "Prometheus metrics",
                  scope=None if metrics_public else Scope.READ),
     ]
@@ -43,6 +47,6 @@ def endpoints(ctx: AppContext, *, metrics_public: bool = True) -> list[Endpoint]
     return everything
 
 
-def api_routes(ctx: AppContext, tokens: Tokens) -> list[BaseRoute]:
+def api_routes(ctx: AppContext, tokens: Tokens, options: ReceiveOptions) -> list[BaseRoute]:
     public = os.environ.get("MONITOR_METRICS_PUBLIC", "true").lower() not in ("0", "false", "no")
-    return list(routes(endpoints(ctx, metrics_public=public), tokens))
+    return list(routes(endpoints(ctx, options, metrics_public=public), tokens))

@@ -7,6 +7,7 @@ up in a repr, a log line or `--json` output.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from datetime import timedelta
 from enum import StrEnum
@@ -181,6 +182,22 @@ class SubscriptionConfig(Strict):
         return self
 
 
+def parse_nameserver(value: str) -> tuple[str, int]:
+    """"ip", "ip:port" or "[ipv6]:port" -> (ip, port)."""
+    try:
+        return str(ipaddress.ip_address(value.strip("[]"))), 53
+    except ValueError:
+        pass
+    host, _, port = value.rpartition(":")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError("expected an IP address, optionally with :port") from None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("the port must be 1-65535")
+    return str(address), int(port)
+
+
 class Settings(Strict):
     # The EHLO name when a provider sets no `helo`. Computed once here, because
     # aiosmtplib otherwise resolves the FQDN in a thread on every connect.
@@ -194,6 +211,19 @@ class Settings(Strict):
     public_url: str | None = None
     # Per webhook request (Standard Webhooks suggests 15-30 s).
     webhook_timeout: Duration = timedelta(seconds=15)
+    # DNS server for pre-campaign checks: "ip", "ip:port" or "[ipv6]:port";
+    # default: the system resolver.
+    dns_server: str | None = None
+
+    @field_validator("dns_server")
+    @classmethod
+    def _dns_server(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_nameserver(value)
+        return value
+
+    def dns_nameserver(self) -> tuple[str, int] | None:
+        return parse_nameserver(self.dns_server) if self.dns_server else None
 
 
 class Config(Strict):

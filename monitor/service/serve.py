@@ -50,7 +50,7 @@ def service_app(ctx: AppContext, tokens: Tokens | None = None,
     async def receive_job() -> int:
         return await check_receive(ctx, options)
 
-    return create_app(ctx, routes=[*api_routes(ctx, tokens),
+    return create_app(ctx, routes=[*api_routes(ctx, tokens, options),
                                    *inbound_routes(ctx.config, options.data_dir)],
                       jobs={"receive": (receive_job, RECEIVE_EVERY)}, workers=[outbox_worker],
                       exception_handlers=EXCEPTION_HANDLERS)

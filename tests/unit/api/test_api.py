@@ -220,7 +220,8 @@ async def test_openapi_document_matches_routes(live: Live) -> None:
         ("GET", "/v1/subscriptions/{id}"), ("PATCH", "/v1/subscriptions/{id}"),
         ("DELETE", "/v1/subscriptions/{id}"), ("POST", "/v1/subscriptions/{id}/test"),
         ("GET", "/v1/subscriptions/{id}/deliveries"), ("POST", "/v1/deliveries/{id}/retry"),
-        ("GET", "/metrics"), ("GET", "/openapi.json"),
+        ("GET", "/metrics"), ("GET", "/openapi.json"), ("POST", "/v1/checks"),
+        ("GET", "/v1/checks/{id}"),
     }
     assert expected <= operations
     for item in document["paths"].values():
@@ -233,3 +234,39 @@ async def test_openapi_document_matches_routes(live: Live) -> None:
     from openapi_spec_validator import validate
 
     validate(document)
+
+
+async def test_pre_campaign_check_end_to_end(live: Live) -> None:
+    started = await live.admin.post("/v1/checks", json={
+        "provider": "sandbox", "from": "news@shop.example", "seeds": ["seed"],
+        "subject": "Winter sale", "text": "Hello", "html": "<p>Hello</p>"})
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    assert location == started.json()["location"] == f"/v1/checks/{started.json()['id']}"
+
+    async def done() -> Any:
+        report = (await live.read.get(location)).json()
+        return report if report["status"] in ("done", "error") else None
+
+    report = await eventually(done, within=30)
+    assert report["status"] == "done" and report["verdict"] == "passed", report["reasons"]
+    [seed] = report["seeds"]
+    assert seed["accepted"] and seed["arrived"] and seed["placement"] == "inbox"
+    assert report["dns"]["dmarc"]["policy"] == "reject" and report["dns"]["mx"]["present"]
+    events = (await live.read.get("/v1/events?type=check.completed")).json()["items"]
+    assert events and events[0]["data"]["check_id"] == report["id"]
+    assert events[0]["data"]["verdict"] == "passed"
+
+
+async def test_check_request_errors(live: Live) -> None:
+    base = {"provider": "sandbox", "from": "news@shop.example", "seeds": ["seed"]}
+    injected = await live.admin.post("/v1/checks", json={**base, "subject": "Hi\r\nBcc: x@y"})
+    assert injected.status_code == 422 and "injection" in injected.text
+    bad_from = await live.admin.post("/v1/checks", json={**base, "from": "a@b\nBcc: c@d"})
+    assert bad_from.status_code == 422
+    unknown = await live.admin.post("/v1/checks", json={**base, "seeds": ["nobody"]})
+    assert unknown.status_code == 422 and "nobody" in unknown.text
+    assert (await live.admin.post("/v1/checks", json={**base, "provider": "x"})
+            ).status_code == 422
+    assert (await live.read.post("/v1/checks", json=base)).status_code == 403
+    assert (await live.read.get("/v1/checks/nope")).status_code == 404
