@@ -100,6 +100,7 @@ class Sandbox:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.certificates.cert_file, self.certificates.key_file)
         # Created up front: two first deliveries at once would race to create it.
+        self.directory.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(mailbox.Maildir, self.maildir, create=True)
         self.handler = SandboxHandler(self.maildir)
         handler = self.handler

@@ -32,6 +32,9 @@ def slot_for(provider: ProviderConfig, at: datetime) -> int:
 
 async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | None:
     """Claim this slot in the database; only the replica that wins runs the probe."""
+    task = asyncio.current_task()
+    if task is not None:
+        ctx.track(task)  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
     slot = slot_for(provider, now)
     async with ctx.sessions() as session:

@@ -30,12 +30,14 @@ async def test_two_schedulers_run_each_slot_once() -> None:
         for scheduler in schedulers:
             scheduler.start()
         await asyncio.sleep(RUN_FOR)  # the measured window itself, not a wait for a condition
+        # As the service stops: pause, let claimed slots finish, then shut down.
         for scheduler in schedulers:
-            scheduler.shutdown(wait=False)
-        # Let probes already started finish and commit.
+            scheduler.pause()
         pending = [t for ctx in replicas for t in ctx.inflight]
         if pending:
             await asyncio.wait(pending, timeout=10)
+        for scheduler in schedulers:
+            scheduler.shutdown(wait=False)
 
         async with replicas[0].sessions() as session:
             claims = (await session.exec(sa.select(SlotClaimRow))).scalars().all()
