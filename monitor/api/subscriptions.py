@@ -31,6 +31,7 @@ from monitor.api.schemas import (
     SubscriptionView,
 )
 from monitor.events.model import Event, EventType
+from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.store import queries
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, SubscriptionRow
@@ -108,7 +109,7 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
                            details=[{"field": "routing_key", "problem": "required"}])
         await checked_url(body.url)
         secret = body.secret or generate_secret()
-        row = SubscriptionRow(id=queries.new_id(), name=body.name, kind=body.kind, url=body.url,
+        row = SubscriptionRow(id=new_id(), name=body.name, kind=body.kind, url=body.url,
                               routing_key=body.routing_key, secrets=[secret],
                               events=body.events, providers=body.providers, source="api",
                               created_at=ctx.clock())
@@ -173,10 +174,10 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
         if not row.enabled:
             raise ApiError(409, f"subscription is disabled: {row.disabled_reason}")
         now = ctx.clock()
-        event = Event(id=queries.new_id(), type=EventType.WEBHOOK_TEST, timestamp=now,
+        event = Event(id=new_id(), type=EventType.WEBHOOK_TEST, timestamp=now,
                       provider=None, data={"message": "Test event from Delivery Monitor",
                                            "subscription": row.name})
-        delivery_id = queries.new_id()
+        delivery_id = new_id()
         async with ctx.sessions() as session, session.begin():
             session.add(EventRow(id=event.id, type=event.type.value, provider=None,
                                  timestamp=now, data=event.data))

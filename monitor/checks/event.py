@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from monitor.checks.model import CheckReport, CheckStatus
-from monitor.events.detect import new_event_id
 from monitor.events.model import Event, EventType
+from monitor.ids import new_id
 
 
 def completed_event(report: CheckReport, now: datetime | None = None) -> Event:
@@ -19,7 +19,7 @@ def completed_event(report: CheckReport, now: datetime | None = None) -> Event:
         raise ValueError(f"check {report.id} is {report.status.value}, not finished")
     seeds = report.seeds
     return Event(
-        id=new_event_id(), type=EventType.CHECK_COMPLETED,
+        id=new_id(), type=EventType.CHECK_COMPLETED,
         timestamp=now or report.finished_at or datetime.now(UTC), provider=report.provider,
         run_id=None,
         data={"check_id": report.id, "status": report.status.value,

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
@@ -36,6 +34,7 @@ from monitor.checks.model import (
 from monitor.checks.verdict import decide
 from monitor.config import Config, ProbeMode, ProviderConfig
 from monitor.config.models import MailboxConfig, MailboxKind
+from monitor.ids import new_id
 from monitor.probe.engine import run_probe
 from monitor.probe.message import DEFAULT_TEXT, MessageSpec
 from monitor.probe.result import ProbeResult
@@ -51,7 +50,7 @@ ProgressCallback = Callable[[CheckReport], Awaitable[None]]
 
 def new_check_id() -> str:
     """Time-ordered like run ids, so a listing sorts by creation."""
-    return f"chk_{time.time_ns() // 1_000_000:013x}{secrets.token_hex(6)}"
+    return new_id("chk_")
 
 
 def resolve(config: Config, request: CheckRequest) -> tuple[ProviderConfig,

@@ -6,8 +6,6 @@ and the events in one transaction. Tested as literal sequences of ticks.
 
 from __future__ import annotations
 
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from monitor.config import Thresholds
 from monitor.events.model import Event, EventType
 from monitor.events.state import Health, ProviderState
+from monitor.ids import new_id
 from monitor.probe.result import Capabilities, ProbeResult, StepResult
 
 # Days before expiry at which tls.certificate_expiring fires, once each (DESIGN.md).
@@ -39,13 +38,9 @@ class DeliveryObservation:
         return self.arrived and self.placement != "junk"
 
 
-def new_event_id() -> str:
-    return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(6)}"
-
-
 def _event(kind: EventType, provider: str, now: datetime, run_id: str | None,
            **data: Any) -> Event:
-    return Event(id=new_event_id(), type=kind, timestamp=now, provider=provider,
+    return Event(id=new_id(), type=kind, timestamp=now, provider=provider,
                  run_id=run_id, data=data)
 
 

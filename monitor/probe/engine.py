@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import aiosmtplib
 
 from monitor.config import AuthConfig, AuthMechanism, Config, ProbeMode, ProviderConfig, TlsMode
+from monitor.ids import new_id
 from monitor.probe import tls as tlsinfo
 from monitor.probe.capabilities import HELO_ONLY, MECHANISM_PREFERENCE, parse_capabilities
 from monitor.probe.diagnosis import diagnose
@@ -36,11 +36,6 @@ from monitor.probe.result import (
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 # Replies to EHLO after which HELO is worth a try (RFC 5321 §4.1.4: servers without ESMTP).
 _EHLO_REFUSALS = frozenset({500, 501, 502, 504, 550})
-
-
-def new_run_id() -> str:
-    """Time-ordered (sortable, for cursors) and unique across replicas."""
-    return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(6)}"
 
 
 async def run_probe(provider: ProviderConfig, config: Config, *,
@@ -123,7 +118,7 @@ class _Session:
                                  failure.enhanced_code, failure.text,
                                  port=self.provider.port, tls_mode=self.provider.tls.value)
         return ProbeResult(
-            run_id=new_run_id(),
+            run_id=new_id(),
             provider=self.provider.name,
             host=self.provider.host,
             port=self.provider.port,
@@ -361,4 +356,4 @@ def _secret(auth: AuthConfig, mechanism: str) -> str:
     return secret.get_secret_value() if secret is not None else ""
 
 
-__all__ = ["choose_mechanism", "new_run_id", "run_probe", "verify_reason"]
+__all__ = ["choose_mechanism", "run_probe", "verify_reason"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlmodel import select
 
 from monitor.config import SubscriptionConfig
+from monitor.ids import new_id
 from monitor.service.context import AppContext
-from monitor.store.queries import new_id
 from monitor.store.tables import SubscriptionRow
 from monitor.webhooks.signing import generate_secret
 

@@ -8,8 +8,6 @@ rows are written by one `record_run` call inside the caller's transaction.
 from __future__ import annotations
 
 import fnmatch
-import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +21,7 @@ __all__ = ["AsyncSession"]
 
 from monitor.events.model import Event
 from monitor.events.state import ProviderState
+from monitor.ids import new_id
 from monitor.probe.result import ProbeResult
 from monitor.store.tables import (
     DeliveryAttemptRow,
@@ -36,11 +35,6 @@ from monitor.store.tables import (
     StepRow,
     SubscriptionRow,
 )
-
-
-def new_id() -> str:
-    """Time-ordered ids: cursors page by id, and ids sort like creation time."""
-    return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(6)}"
 
 
 def _pg(session: AsyncSession) -> bool:

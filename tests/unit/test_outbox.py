@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 
 from monitor.config import Config
 from monitor.events.model import Event, EventType
+from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.service.outbox import Outbox
 from monitor.service.subscriptions import sync_config_subscriptions
@@ -60,7 +61,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def setup(ctx: AppContext, n: int = 1) -> list[Event]:
     await migrate(ctx.engine)
     await sync_config_subscriptions(ctx)
-    events = [Event(id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=ctx.clock(),
+    events = [Event(id=new_id(), type=EventType.PROBE_FAILED, timestamp=ctx.clock(),
                     provider="relay", run_id="run1",
                     data={"step": "rcpt", "code": 550, "enhanced_code": "5.1.1",
                           "message": "no such user", "class": "permanent"}) for _ in range(n)]
@@ -178,7 +179,7 @@ async def test_410_disables_the_subscription(tmp_path: Path, receiver: Receiver)
         # New events for a disabled subscription are not queued at all.
         async with ctx.sessions() as session, session.begin():
             queued = await queries.add_events(session, [Event(
-                id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=clock.now,
+                id=new_id(), type=EventType.PROBE_FAILED, timestamp=clock.now,
                 provider="relay")], clock.now)
         assert queued == 0
     finally:
@@ -283,7 +284,7 @@ async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
         await migrate(ctx.engine)
         await sync_config_subscriptions(ctx)
         for kind in (EventType.PROBE_FAILED, EventType.PROBE_RECOVERED):
-            event = Event(id=queries.new_id(), type=kind, timestamp=clock.now, provider="relay",
+            event = Event(id=new_id(), type=kind, timestamp=clock.now, provider="relay",
                           run_id="r1", data={"step": "rcpt", "code": 550,
                                              "enhanced_code": "5.1.1", "class": "permanent",
                                              "message": "no such user"}

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from monitor.config import Config
 from monitor.events.model import Event, EventType
+from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.service.subscriptions import sync_config_subscriptions
 from monitor.store import queries
@@ -72,9 +73,9 @@ async def test_events_and_outbox_rows_are_written_together(url: str) -> None:
     try:
         await migrate(ctx.engine)
         await sync_config_subscriptions(ctx)
-        events = [Event(id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=NOW,
+        events = [Event(id=new_id(), type=EventType.PROBE_FAILED, timestamp=NOW,
                         provider="p"),
-                  Event(id=queries.new_id(), type=EventType.DELIVERY_FAILED, timestamp=NOW,
+                  Event(id=new_id(), type=EventType.DELIVERY_FAILED, timestamp=NOW,
                         provider="p")]
         async with ctx.sessions() as session, session.begin():
             queued = await queries.add_events(session, events, NOW)
@@ -97,7 +98,7 @@ async def test_failed_transaction_leaves_no_event_and_no_outbox_row(url: str) ->
     try:
         await migrate(ctx.engine)
         await sync_config_subscriptions(ctx)
-        event = Event(id=queries.new_id(), type=EventType.PROBE_FAILED, timestamp=NOW,
+        event = Event(id=new_id(), type=EventType.PROBE_FAILED, timestamp=NOW,
                       provider="p")
         with pytest.raises(RuntimeError):
             async with ctx.sessions() as session, session.begin():
