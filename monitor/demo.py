@@ -89,7 +89,8 @@ class DemoReceiver:
 def _describe(data: dict[str, Any]) -> str:
     if "previous" in data:
         prev, cur = data["previous"], data["current"]
-        return (f"{data['step']}: {prev['code']} {prev['enhanced_code'] or ''} -> "
+        return (f"{data['step']} {data.get('recipient') or ''}: {prev['code']} "
+                f"{prev['enhanced_code'] or ''} -> "
                 f"{cur['code']} {cur['enhanced_code'] or ''}")
     if "code" in data:
         return f"{data.get('step')} {data.get('code') or ''} ({data.get('class')})"

@@ -25,6 +25,7 @@ from monitor.checks import (
     CheckError,
     CheckReport,
     CheckRequest,
+    CheckStatus,
     completed_event,
     new_check_id,
     pending_report,
@@ -60,15 +61,20 @@ def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
                 if report.finished_at is not None:
                     await queries.add_events(session, [completed_event(report)], ctx.clock())
 
-    async def run(request: CheckRequest, check_id: str) -> None:
+    async def progress(report: CheckReport) -> None:
+        if report.finished_at is None:  # the final report is saved with its event below
+            await save(report)
+
+    async def run(request: CheckRequest, check_id: str, pending: CheckReport) -> None:
         try:
             report = await run_check(ctx.config, request, check_id=check_id,
                                      dns_nameserver=ctx.config.settings.dns_nameserver(),
-                                     receive_options=options)
-        except CheckError as exc:  # resolved before; a config reload could still race
-            log.warning("check refused", extra={"action": "check", "check_id": check_id,
-                                                "error": str(exc)})
-            return
+                                     receive_options=options, on_progress=progress)
+        except Exception as exc:  # nothing may leave a check "pending" for ever
+            log.exception("check crashed", extra={"action": "check", "check_id": check_id})
+            report = pending.model_copy(update={
+                "status": CheckStatus.ERROR, "finished_at": ctx.clock(),
+                "error": f"the check failed: {type(exc).__name__}"})
         await save(report)
         log.info("check finished", extra={"action": "check", "check_id": check_id,
                                            "verdict": report.verdict, "status": report.status})
@@ -86,7 +92,7 @@ def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
                                  created_at=ctx.clock(),
                                  request=body.model_dump(mode="json", by_alias=True),
                                  report=report.model_dump(mode="json", by_alias=True)))
-        ctx.track(asyncio.create_task(run(body, check_id)))
+        ctx.track(asyncio.create_task(run(body, check_id, report)))
         location = f"/v1/checks/{check_id}"
         return JSONResponse(CheckAccepted(id=check_id, status=report.status.value,
                                           location=location).model_dump(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -42,7 +42,10 @@ def time_param(request: Request, name: str) -> datetime | None:
                        details={"parameter": name}) from None
     if value.tzinfo is None:
         raise ApiError(400, f"{name} needs a UTC offset (e.g. Z)", details={"parameter": name})
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        raise ApiError(400, f"{name} is out of range", details={"parameter": name}) from None
 
 
 def encode_cursor(last_id: str) -> str:
@@ -65,13 +68,20 @@ def cursor_param(request: Request) -> str | None:
 async def read_body(request: Request, model: type[M]) -> M:
     if "json" not in request.headers.get("content-type", "application/json"):
         raise ApiError(415, "send application/json")
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
         raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:  # chunked bodies have no length to check up front
+            raise ApiError(413, f"request body over {MAX_BODY} bytes")
     try:
         data = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

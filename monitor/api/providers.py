@@ -53,8 +53,8 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
     async def list_providers(request: Request) -> Response:
         async with ctx.sessions() as session:
             states = {s.provider: s for s in await queries.states(session)}
-            items = [_view(p, states.get(p.name), await queries.last_run(session, p.name))
-                     for p in ctx.config.providers]
+            last = await queries.last_runs(session)
+            items = [_view(p, states.get(p.name), last.get(p.name)) for p in ctx.config.providers]
         return JSONResponse({"items": items})
 
     async def get_provider(request: Request) -> Response:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.config.models import Name
+from monitor.webhooks.signing import secret_key
 
 
 class Out(BaseModel):
@@ -94,6 +95,13 @@ class SubscriptionCreate(In):
 
     _events = field_validator("events")(_event_patterns)
 
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and len(secret_key(value)) < 24:
+            raise ValueError("a secret needs at least 24 bytes after whsec_")
+        return value
+
 
 class SubscriptionUpdate(In):
     url: str | None = URL
@@ -121,7 +129,8 @@ class SubscriptionView(Out):
     disabled_reason: str | None
     source: str
     created_at: datetime
-    secret_hint: str | None = Field(description="The end of the current signing secret")
+    secret_hint: str | None = Field(description="A fingerprint of the current signing secret "
+                                                "(sha256 prefix), never the secret")
     rotating_until: datetime | None
 
 

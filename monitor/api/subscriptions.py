@@ -6,10 +6,12 @@ their last characters. Subscriptions from the config file are read-only here.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -40,6 +42,11 @@ from monitor.webhooks.errors import EgressRefused
 from monitor.webhooks.signing import generate_secret
 
 
+def secret_fingerprint(secret: str) -> str:
+    """Tells secrets apart (did the rotation happen?) without revealing any of one."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
 def view(row: SubscriptionRow) -> SubscriptionView:
     url = None
     if row.url:
@@ -49,7 +56,7 @@ def view(row: SubscriptionRow) -> SubscriptionView:
         id=row.id, name=row.name, kind=row.kind, url=url, events=row.events,
         providers=row.providers, enabled=row.enabled, disabled_reason=row.disabled_reason,
         source=row.source, created_at=row.created_at,
-        secret_hint=f"…{row.secrets[0][-4:]}" if row.secrets else None,
+        secret_hint=secret_fingerprint(row.secrets[0]) if row.secrets else None,
         rotating_until=row.rotated_until)
 
 
@@ -114,11 +121,11 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
                               events=body.events, providers=body.providers, source="api",
                               created_at=ctx.clock())
         async with ctx.sessions() as session:
-            if (await session.exec(select(SubscriptionRow).where(
-                    SubscriptionRow.name == body.name))).first():
-                raise ApiError(409, f"a subscription named {body.name!r} exists")
             session.add(row)
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:  # the name is unique: this also settles two racing creates
+                raise ApiError(409, f"a subscription named {body.name!r} exists") from None
         created = SubscriptionCreated(**view(row).model_dump(), secret=secret)
         return JSONResponse(created.model_dump(mode="json"), status_code=201,
                             headers={"Location": f"/v1/subscriptions/{row.id}"})

@@ -7,8 +7,11 @@ up in a repr, a log line or `--json` output.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import socket
+import ssl
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -102,8 +105,13 @@ class ProviderConfig(Strict):
     @field_validator("ca_file")
     @classmethod
     def _ca_file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
+        if value is not None:
+            if not value.is_file():
+                raise ValueError(f"no such file: {value}")
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (ssl.SSLError, OSError):
+                raise ValueError(f"{value} is not a PEM file of CA certificates") from None
         return value
 
     @model_validator(mode="after")
@@ -162,6 +170,18 @@ class SubscriptionKind(StrEnum):
     PAGERDUTY = "pagerduty"
 
 
+def _is_webhook_secret(value: str) -> bool:
+    # Checked here rather than with monitor.webhooks.signing, which imports this module.
+    if not value.startswith("whsec_"):
+        return False
+    encoded = value[len("whsec_"):]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        return False
+    return len(key) >= 24
+
+
 class SubscriptionConfig(Strict):
     name: Name
     kind: SubscriptionKind
@@ -177,8 +197,9 @@ class SubscriptionConfig(Strict):
             raise ValueError(f"kind {self.kind.value} needs `url`")
         if self.kind is SubscriptionKind.PAGERDUTY and self.routing_key is None:
             raise ValueError("kind pagerduty needs `routing_key`")
-        if self.secret is not None and not self.secret.get_secret_value().startswith("whsec_"):
-            raise ValueError("`secret` must start with whsec_ (Standard Webhooks)")
+        if self.secret is not None and not _is_webhook_secret(self.secret.get_secret_value()):
+            raise ValueError("`secret` must be whsec_ followed by base64 of at least 24 bytes "
+                             "(Standard Webhooks)")
         return self
 
 

@@ -14,7 +14,7 @@ from monitor.config import Thresholds
 from monitor.events.model import Event, EventType
 from monitor.events.state import Health, ProviderState
 from monitor.ids import new_id
-from monitor.probe.result import Capabilities, ProbeResult, StepResult
+from monitor.probe.result import Capabilities, ProbeResult, Step, StepResult
 
 # Days before expiry at which tls.certificate_expiring fires, once each (DESIGN.md).
 CERT_THRESHOLDS = (30, 14, 7, 1)
@@ -59,6 +59,27 @@ def capability_set(caps: Capabilities) -> tuple[str, ...]:
     return tuple(sorted(items))
 
 
+def _capabilities(previous: tuple[str, ...] | None,
+                  result: ProbeResult) -> tuple[str, ...] | None:
+    """What this run says the capabilities are, comparable with the last full set.
+
+    A run that stopped between the first EHLO and the EHLO after STARTTLS (a 454, a
+    refused certificate) only saw the pre-TLS list, where AUTH is usually absent: it
+    says whether STARTTLS is offered and nothing else.
+    """
+    caps = result.capabilities
+    if caps is None:
+        return previous
+    complete = (result.tls_mode != "starttls" or result.mode == "connect"
+                or any(s.step is Step.EHLO_TLS and s.ok for s in result.steps))
+    if complete:
+        return capability_set(caps)
+    if previous is None:
+        return None
+    others = {c for c in previous if c != "STARTTLS"}
+    return tuple(sorted(others | ({"STARTTLS"} if caps.starttls else set())))
+
+
 def failure_data(result: ProbeResult) -> dict[str, Any]:
     failure = result.failure
     data: dict[str, Any] = {"class": result.failure_class.value if result.failure_class else None}
@@ -81,21 +102,22 @@ def detect(previous: ProviderState, result: ProbeResult, policy: Thresholds,
 
     # Code changes: every step both runs got a reply to, including between two failures.
     # A step without a reply (refused, timed out) is the failure's business, not a change.
-    codes = {step_key(s): (s.code, s.enhanced_code) for s in result.steps if s.code is not None}
+    replied = {step_key(s): s for s in result.steps if s.code is not None}
+    codes = {key: (s.code, s.enhanced_code) for key, s in replied.items()}
     for key, (code, enhanced) in codes.items():
         before = previous.codes.get(key)
         if before is not None and tuple(before) != (code, enhanced):
-            emit(EventType.PROBE_CODE_CHANGED, step=key,
+            emit(EventType.PROBE_CODE_CHANGED, step=replied[key].step.value,
+                 recipient=replied[key].recipient,
                  previous={"code": before[0], "enhanced_code": before[1]},
                  current={"code": code, "enhanced_code": enhanced})
 
-    capabilities = previous.capabilities
-    if result.capabilities is not None:
-        capabilities = capability_set(result.capabilities)
-        if previous.capabilities is not None and capabilities != previous.capabilities:
-            emit(EventType.PROBE_CAPABILITIES_CHANGED,
-                 added=sorted(set(capabilities) - set(previous.capabilities)),
-                 removed=sorted(set(previous.capabilities) - set(capabilities)))
+    capabilities = _capabilities(previous.capabilities, result)
+    if previous.capabilities is not None and capabilities != previous.capabilities:
+        assert capabilities is not None
+        emit(EventType.PROBE_CAPABILITIES_CHANGED,
+             added=sorted(set(capabilities) - set(previous.capabilities)),
+             removed=sorted(set(previous.capabilities) - set(capabilities)))
 
     failures = 0 if result.ok else previous.consecutive_failures + 1
     successes = previous.consecutive_successes + 1 if result.ok else 0
@@ -148,13 +170,16 @@ def detect(previous: ProviderState, result: ProbeResult, policy: Thresholds,
 
 def detect_delivery(previous: ProviderState, provider: str, observation: DeliveryObservation,
                     now: datetime) -> tuple[ProviderState, list[Event]]:
-    """Missing or junk-filed test messages fail delivery; the next good one recovers it."""
+    """Missing or junk-filed test messages fail delivery; it recovers when every seed
+    mailbox's latest message arrived in the inbox again."""
     events: list[Event] = []
     delivery = previous.delivery
+    mailboxes = {**previous.mailboxes, observation.mailbox: observation.ok}
+    healthy = all(mailboxes.values())
     data: dict[str, Any] = {"mailbox": observation.mailbox, "token": observation.token,
                             "placement": observation.placement,
                             "latency_ms": observation.latency_ms}
-    if not observation.ok and delivery is not Health.DOWN:
+    if not healthy and delivery is not Health.DOWN:
         delivery = Health.DOWN
         reason = "landed in junk" if observation.arrived else (
             observation.message or "not seen before the deadline")
@@ -162,10 +187,10 @@ def detect_delivery(previous: ProviderState, provider: str, observation: Deliver
                              **data, step="delivery", code=None, enhanced_code=None,
                              message=reason, **{"class": observation.failure_class
                                                 or "delivery"}))
-    elif observation.ok and delivery is Health.DOWN:
+    elif healthy and delivery is Health.DOWN:
         delivery = Health.UP
         events.append(_event(EventType.DELIVERY_RECOVERED, provider, now, observation.run_id,
                              **data))
-    elif observation.ok:
+    elif healthy:
         delivery = Health.UP
-    return previous.model_copy(update={"delivery": delivery}), events
+    return previous.model_copy(update={"delivery": delivery, "mailboxes": mailboxes}), events

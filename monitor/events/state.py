@@ -31,4 +31,7 @@ class ProviderState(BaseModel):
     certificate_fingerprint: str | None = None
     certificate_alerted: tuple[int, ...] = ()  # expiry thresholds (days) already announced
     delivery: Health = Health.UNKNOWN
+    # Latest verdict per seed mailbox: delivery is up only when every one is good, so
+    # one mailbox filing to junk while another receives fine doesn't flap the alert.
+    mailboxes: dict[str, bool] = {}
     last_run_id: str | None = None

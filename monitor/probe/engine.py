@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -66,7 +67,14 @@ class _Session:
         self.token: str | None = None
         self.message_id: str | None = None
         self.accepted_at: datetime | None = None
-        self.tls_context = tlsinfo.client_context(provider.tls_verify, provider.ca_file)
+        # A CA file that went bad after the config was loaded must not make us raise:
+        # fall back to the system store here, and fail the connect step below.
+        self.tls_error: str | None = None
+        try:
+            self.tls_context = tlsinfo.client_context(provider.tls_verify, provider.ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            self.tls_error = f"cannot load ca_file {provider.ca_file}: {exc}"
+            self.tls_context = tlsinfo.client_context(provider.tls_verify, None)
         self.smtp = aiosmtplib.SMTP(
             hostname=provider.host,
             port=provider.port,
@@ -84,6 +92,8 @@ class _Session:
         t0 = time.perf_counter()
         failure = None
         try:
+            if self.tls_error is not None:
+                raise self.recorder.fail(Step.CONNECT, FailureClass.TLS, self.tls_error)
             async with asyncio.timeout(self.provider.timeout.total_seconds()):
                 await self._steps()
         except StepFailed as exc:

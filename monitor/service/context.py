@@ -24,7 +24,9 @@ def utcnow() -> datetime:
 
 def replica_name() -> str:
     """Distinguishes replicas in claims and logs (pod name on Kubernetes)."""
-    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{secrets.token_hex(3)}"
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    # Claim columns hold 64 characters; Kubernetes pod names reach 63.
+    return f"{host[:57]}-{secrets.token_hex(3)}"
 
 
 @dataclass

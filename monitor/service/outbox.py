@@ -38,7 +38,6 @@ from monitor.webhooks.signing import active_secrets
 log = logging.getLogger("monitor.outbox")
 
 POLL_INTERVAL = 0.5
-BATCH = 50
 
 
 class Outbox:
@@ -50,9 +49,13 @@ class Outbox:
         self.timeout = timeout
         self.client = client or make_client(timeout=timeout)
         self.limiter = limiter or DeliveryLimiter()
-        # A send is bounded by `timeout` (waiting for a limiter slot by about as much);
-        # past the lease, the worker is presumed dead and another may send again.
-        self.lease = timedelta(seconds=timeout * 2 + 5)
+        # Claim no more than can be in flight at once. A batch can still queue behind
+        # the per-subscriber limit and Slack's pacing, so the lease covers every
+        # delivery of the batch waiting its turn; past it the worker is presumed dead
+        # and another may send again (and `finish_attempt` refuses the late result).
+        self.batch = self.limiter.overall
+        self.lease = timedelta(seconds=timeout * (self.batch + 1)
+                               + self.batch * self.limiter.slack.interval + 5)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until `stopping` is set; finishes the batch in hand first."""
@@ -73,7 +76,7 @@ class Outbox:
         now = self.ctx.clock()
         async with self.ctx.sessions() as session:
             claimed = await queries.claim_due(session, now, self.ctx.replica, lease=self.lease,
-                                              limit=BATCH)
+                                              limit=self.batch)
             self.ctx.metrics.outbox_depth.set(await queries.outbox_depth(session))
         await asyncio.gather(*(self._deliver(c) for c in claimed))
         return len(claimed)
@@ -110,10 +113,15 @@ class Outbox:
                 # webhook-id is the event id: stable across retries, replays and crashes.
                 # The timestamp is wall time (receivers check it against theirs), not the
                 # scheduling clock.
-                signed = request.signed(event.id, int(time.time()),
-                                        active_secrets(sub.secrets, sub.rotated_until, now))
-                result = await send_limited(self.client, self.limiter, signed,
-                                            subscriber=sub.id, timeout=self.timeout)
+                try:
+                    signed = request.signed(event.id, int(time.time()),
+                                            active_secrets(sub.secrets, sub.rotated_until, now))
+                except ValueError as exc:  # a stored secret that is not whsec_<base64>
+                    result = AttemptResult(None, 0.0, "", Outcome(
+                        OutcomeKind.PERMANENT, f"cannot sign: {exc}"))
+                else:
+                    result = await send_limited(self.client, self.limiter, signed,
+                                                subscriber=sub.id, timeout=self.timeout)
         await self._record(delivery, sub, attempt_no, result, now)
 
     async def _record(self, delivery: DeliveryRow, sub: SubscriptionRow, attempt_no: int,
@@ -135,9 +143,14 @@ class Outbox:
             latency_ms=result.latency_ms, outcome=outcome.kind.value,
             response=result.record[:1024] or None, worker=self.ctx.replica)
         async with self.ctx.sessions() as session:
-            await queries.finish_attempt(session, delivery.id, attempt, status=status,
-                                         next_attempt_at=next_at,
-                                         error=None if status == "delivered" else outcome.reason)
+            recorded = await queries.finish_attempt(
+                session, delivery.id, attempt, status=status, next_attempt_at=next_at,
+                error=None if status == "delivered" else outcome.reason, worker=self.ctx.replica)
+            if not recorded:
+                log.warning("delivery claim lost", extra={
+                    "action": "delivery_claim_lost", "delivery_id": delivery.id,
+                    "subscription": sub.name, "attempt": attempt_no})
+                return
             if outcome.kind is OutcomeKind.DISABLE:
                 await disable_subscription(session, sub.id, outcome.reason)
         self.ctx.metrics.deliveries.labels(sub.kind, outcome.kind.value).inc()

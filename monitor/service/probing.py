@@ -12,6 +12,7 @@ from monitor.config import ProviderConfig
 from monitor.events.detect import detect
 from monitor.events.model import Event
 from monitor.probe import ProbeResult, run_probe
+from monitor.receive import pending_tokens
 from monitor.service.context import AppContext
 from monitor.store import queries
 
@@ -73,18 +74,14 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
                  slot: int | None = None) -> list[Event]:
     now = ctx.clock()
     async with ctx.sessions() as session, session.begin():
-        previous = await queries.load_state(session, provider.name)
+        previous = await queries.load_state(session, provider.name, now)
         state, events = detect(previous, result, provider.thresholds, now)
         queries.add_run(session, result, slot)
         await queries.save_state(session, provider.name, state, now)
         await queries.add_events(session, events, now)
-        if result.token is not None and result.accepted_at is not None:
-            for target in provider.to:
-                mailbox = ctx.config.mailbox(target)
-                if mailbox is not None:
-                    queries.add_pending(
-                        session, token=result.token, run_id=result.run_id,
-                        provider=provider.name, mailbox=mailbox.name,
-                        accepted_at=result.accepted_at,
-                        deadline=result.accepted_at + mailbox.deliver_within)
+        for pending in pending_tokens(result, ctx.config):
+            queries.add_pending(
+                session, token=pending.token, run_id=pending.run_id, provider=pending.provider,
+                mailbox=pending.mailbox, accepted_at=pending.accepted_at,
+                deadline=pending.deadline)
     return events

@@ -57,12 +57,13 @@ async def check_receive(ctx: AppContext, options: ReceiveOptions | None = None) 
 async def settle(ctx: AppContext, result: ReceiveResult) -> None:
     now = ctx.clock()
     async with ctx.sessions() as session, session.begin():
-        await queries.resolve_pending(session, ReceiveResultRow(
-            token=result.token, mailbox=result.mailbox, run_id=result.run_id,
-            provider=result.provider, checked_at=result.checked_at, arrived=result.arrived,
-            placement=result.placement.value if result.placement else None,
-            latency_ms=result.latency_ms, result=result.model_dump(mode="json")))
-        previous = await queries.load_state(session, result.provider)
+        if not await queries.resolve_pending(session, ReceiveResultRow(
+                token=result.token, mailbox=result.mailbox, run_id=result.run_id,
+                provider=result.provider, checked_at=result.checked_at, arrived=result.arrived,
+                placement=result.placement.value if result.placement else None,
+                latency_ms=result.latency_ms, result=result.model_dump(mode="json"))):
+            return  # settled meanwhile by another replica: its verdict stands
+        previous = await queries.load_state(session, result.provider, now)
         state, events = detect_delivery(previous, result.provider, observation(result), now)
         await queries.save_state(session, result.provider, state, now)
         await queries.add_events(session, events, now)

@@ -7,6 +7,7 @@ without a `secret` gets one generated once and kept across restarts.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from monitor.config import SubscriptionConfig
@@ -17,6 +18,14 @@ from monitor.webhooks.signing import generate_secret
 
 
 async def sync_config_subscriptions(ctx: AppContext) -> None:
+    """Mirror the config's subscriptions; replicas starting together may race once."""
+    try:
+        await _sync(ctx)
+    except IntegrityError:  # another replica inserted the same name first: read it back
+        await _sync(ctx)
+
+
+async def _sync(ctx: AppContext) -> None:
     now = ctx.clock()
     wanted = {s.name: s for s in ctx.config.subscriptions}
     async with ctx.sessions() as session, session.begin():

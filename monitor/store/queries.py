@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +26,7 @@ from monitor.events.state import ProviderState
 from monitor.ids import new_id
 from monitor.probe.result import ProbeResult
 from monitor.store.tables import (
+    CheckRow,
     DeliveryAttemptRow,
     DeliveryRow,
     EventRow,
@@ -59,13 +62,21 @@ async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: s
 # -- provider state and runs ------------------------------------------------------------
 
 
-async def load_state(session: AsyncSession, provider: str) -> ProviderState:
-    """The stored state, locked for this transaction on PostgreSQL."""
+async def load_state(session: AsyncSession, provider: str, now: datetime) -> ProviderState:
+    """The stored state, locked for this transaction.
+
+    The row is created first if missing (insert … on conflict do nothing), so two
+    writers of a provider's first run serialise on it instead of both inserting.
+    On SQLite the insert takes the database write lock for the transaction.
+    """
+    insert = pg_insert if _pg(session) else sqlite_insert
+    await session.exec(insert(ProviderStateRow).values(
+        provider=provider, state={}, updated_at=now).on_conflict_do_nothing())
     query = select(ProviderStateRow).where(ProviderStateRow.provider == provider)
     if _pg(session):
         query = query.with_for_update()
     row = (await session.exec(query)).first()
-    return ProviderState.model_validate(row.state) if row else ProviderState()
+    return ProviderState.model_validate(row.state) if row and row.state else ProviderState()
 
 
 async def save_state(session: AsyncSession, provider: str, state: ProviderState,
@@ -138,6 +149,13 @@ async def recent_runs(session: AsyncSession, provider: str, *, limit: int = 50,
     return (await session.exec(query.order_by(col(RunRow.id).desc()).limit(limit))).all()
 
 
+async def last_runs(session: AsyncSession) -> dict[str, RunRow]:
+    """Each provider's newest run, in one query (the state row points at it)."""
+    rows = (await session.exec(select(RunRow).join(
+        ProviderStateRow, col(ProviderStateRow.last_run_id) == col(RunRow.id)))).all()
+    return {row.provider: row for row in rows}
+
+
 async def last_run(session: AsyncSession, provider: str) -> RunRow | None:
     runs = await recent_runs(session, provider, limit=1)
     return runs[0] if runs else None
@@ -198,12 +216,19 @@ async def release_pending(session: AsyncSession, rows: Sequence[PendingTokenRow]
                            .values(claimed_until=None))
 
 
-async def resolve_pending(session: AsyncSession, row: ReceiveResultRow) -> None:
-    """Store a receive result and drop its pending token (caller's transaction)."""
-    await session.exec(sa.delete(PendingTokenRow)
-                       .where(col(PendingTokenRow.token) == row.token)
-                       .where(col(PendingTokenRow.mailbox) == row.mailbox))
+async def resolve_pending(session: AsyncSession, row: ReceiveResultRow) -> bool:
+    """Store a receive result and drop its pending token (caller's transaction).
+
+    False when the token was already resolved (another replica whose lease had
+    run out got there first): the caller must then record nothing.
+    """
+    deleted = await session.exec(sa.delete(PendingTokenRow)
+                                 .where(col(PendingTokenRow.token) == row.token)
+                                 .where(col(PendingTokenRow.mailbox) == row.mailbox))
+    if deleted.rowcount != 1:
+        return False
     await session.merge(row)
+    return True
 
 
 # -- retention --------------------------------------------------------------------------
@@ -213,12 +238,22 @@ async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
     """Delete history older than `before`. Commits."""
     counts = {}
     old_runs = select(RunRow.id).where(col(RunRow.started_at) < before)
+    # Finished deliveries (and their attempts) go with age; pending ones never do,
+    # and an event stays while any delivery of it remains.
+    old_deliveries = select(DeliveryRow.id).where(col(DeliveryRow.created_at) < before).where(
+        col(DeliveryRow.status) != "pending")
     for name, statement in (
         ("steps", sa.delete(StepRow).where(col(StepRow.run_id).in_(old_runs))),
         ("runs", sa.delete(RunRow).where(col(RunRow.started_at) < before)),
         ("receive_results", sa.delete(ReceiveResultRow)
          .where(col(ReceiveResultRow.checked_at) < before)),
         ("slot_claims", sa.delete(SlotClaimRow).where(col(SlotClaimRow.claimed_at) < before)),
+        ("delivery_attempts", sa.delete(DeliveryAttemptRow)
+         .where(col(DeliveryAttemptRow.delivery_id).in_(old_deliveries))),
+        ("deliveries", sa.delete(DeliveryRow).where(col(DeliveryRow.id).in_(old_deliveries))),
+        ("events", sa.delete(EventRow).where(col(EventRow.timestamp) < before)
+         .where(~col(EventRow.id).in_(select(DeliveryRow.event_id)))),
+        ("checks", sa.delete(CheckRow).where(col(CheckRow.created_at) < before)),
     ):
         result = await session.exec(statement)
         counts[name] = result.rowcount
@@ -243,8 +278,11 @@ async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
     PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED. SQLite: a conditional UPDATE per
     row (SQLite serialises writers, so the condition decides the winner).
     """
+    enabled = select(SubscriptionRow.id).where(col(SubscriptionRow.enabled).is_(True))
     due = (select(DeliveryRow)
            .where(col(DeliveryRow.status) == "pending")
+           # A disabled subscription's queue waits: re-enabling it resumes delivery.
+           .where(col(DeliveryRow.subscription_id).in_(enabled))
            .where(col(DeliveryRow.next_attempt_at) <= now)
            .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
                          col(DeliveryRow.claimed_until) < now))
@@ -279,11 +317,19 @@ async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
 
 async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: DeliveryAttemptRow,
                          *, status: str, next_attempt_at: datetime | None,
-                         error: str | None) -> None:
-    """Record one attempt and the delivery's new state; release the claim. Commits."""
-    row = await session.get(DeliveryRow, delivery_id)
-    if row is None:
-        return
+                         error: str | None, worker: str) -> bool:
+    """Record one attempt and the delivery's new state; release the claim. Commits.
+
+    False, recording nothing, when this worker no longer holds the claim (its lease
+    ran out and another worker took the delivery over).
+    """
+    query = select(DeliveryRow).where(DeliveryRow.id == delivery_id)
+    if _pg(session):
+        query = query.with_for_update()
+    row = (await session.exec(query)).first()
+    if row is None or row.claimed_by != worker:
+        await session.rollback()
+        return False
     session.add(attempt)
     row.attempts = attempt.attempt
     row.status = status
@@ -296,6 +342,7 @@ async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: Deliv
         row.delivered_at = attempt.at
     session.add(row)
     await session.commit()
+    return True
 
 
 async def outbox_depth(session: AsyncSession) -> int:

@@ -55,7 +55,9 @@ class ProviderStateRow(SQLModel, table=True):
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "run"
-    __table_args__ = (sa.Index("ix_run_provider_started", "provider", "started_at"),)
+    # (provider, id): a provider's newest runs, in id (= time) order, without a sort.
+    __table_args__ = (sa.Index("ix_run_provider_id", "provider", "id"),
+                      sa.Index("ix_run_started", "started_at"))
 
     id: str = Field(primary_key=True, max_length=32)
     provider: str = Field(max_length=64)

@@ -69,6 +69,9 @@ def host_of(url: str) -> str:
         return "?"
 
 
+RESOLVE_TIMEOUT = 5.0
+
+
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address the host resolves to. Literal addresses are not looked up."""
     try:
@@ -77,7 +80,13 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         pass
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # getaddrinfo runs in a thread with the system's own, long timeouts: bound it.
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise EgressRefused(EgressReason.UNRESOLVABLE,
+                            f"cannot resolve {host}: no answer in {RESOLVE_TIMEOUT:g} s",
+                            permanent=False) from None
     except (socket.gaierror, UnicodeError) as exc:
         # Could be a passing DNS failure: not permanent, the worker retries.
         raise EgressRefused(EgressReason.UNRESOLVABLE, f"cannot resolve {host}: {exc}",

@@ -123,7 +123,7 @@ providers:
                 changed = await service.events("probe.code_changed", "postfix")
                 assert [e.data["current"] for e in changed] == [
                     {"code": 550, "enhanced_code": "5.1.1"}]
-                assert changed[0].data["step"] == f"rcpt:{SEED}"
+                assert (changed[0].data["step"], changed[0].data["recipient"]) == ("rcpt", SEED)
                 failed = (await service.events("probe.failed", "postfix"))[0]
                 assert (failed.data["step"], failed.data["code"], failed.data["class"]) == (
                     "rcpt", 550, "permanent")

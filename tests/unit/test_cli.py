@@ -12,6 +12,8 @@ import pytest
 from monitor.sandbox import Sandbox
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "monitor.yaml"
+EXAMPLE_ENV = {"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x", "PD_ROUTING_KEY": "x",
+               "OPS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
 
 async def monitor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -87,9 +89,7 @@ async def test_probe_json_shape(tmp_path: Path, sandbox: Sandbox) -> None:
 
 
 async def test_unknown_provider_and_bad_config_exit_2(tmp_path: Path) -> None:
-    code, _, err = await monitor("probe", "nope", "--config", str(EXAMPLE),
-                                 env={"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x",
-                                      "PD_ROUTING_KEY": "x", "OPS_WEBHOOK_SECRET": "whsec_eA=="})
+    code, _, err = await monitor("probe", "nope", "--config", str(EXAMPLE), env=EXAMPLE_ENV)
     assert code == 2 and "no provider named 'nope'" in err and "sendgrid-relay" in err
     code, _, err = await monitor("probe", "x", "--config", str(EXAMPLE), env={})
     assert code == 2
@@ -97,8 +97,7 @@ async def test_unknown_provider_and_bad_config_exit_2(tmp_path: Path) -> None:
 
 
 async def test_config_validate() -> None:
-    env = {"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x", "PD_ROUTING_KEY": "x",
-           "OPS_WEBHOOK_SECRET": "whsec_eA=="}
+    env = EXAMPLE_ENV
     code, out, _ = await monitor("config", "validate", str(EXAMPLE), env=env)
     assert code == 0 and "OK (2 providers, 1 mailboxes, 2 subscriptions)" in out
     bad = Path(__file__).parents[1] / "fixtures" / "config" / "invalid-tls-mode.yaml"

@@ -12,7 +12,8 @@ from monitor.config import ConfigError, ProbeMode, TlsMode, load_config
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "config"
 EXAMPLE = Path(__file__).parents[2] / "config" / "monitor.yaml"
 EXAMPLE_ENV = {"SENDGRID_API_KEY": "SG.secret", "SEED_PASSWORD": "pw",
-               "PD_ROUTING_KEY": "R0UT1NG", "OPS_WEBHOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0"}
+               "PD_ROUTING_KEY": "R0UT1NG",
+               "OPS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
 
 def _expected(path: Path) -> str:

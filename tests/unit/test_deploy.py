@@ -565,7 +565,7 @@ def test_config_is_rendered_as_monitor_yaml_that_the_service_loads(tmp_path: Pat
     rendered = tmp_path / "monitor.yaml"
     rendered.write_text(text, encoding="utf-8")
     env = {"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x", "PD_ROUTING_KEY": "x",
-           "OPS_WEBHOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0"}
+           "OPS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
     assert load_config(rendered, env=env) == load_config(EXAMPLE_CONFIG, env=env).model_copy(
         update={"source": rendered})
     # The default (empty) config is a valid one too.

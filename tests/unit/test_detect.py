@@ -47,7 +47,7 @@ def run(*, rcpt: tuple[int, str] | None = None, ok: bool | None = None, duration
             subject="CN=x", issuer="CN=ca", not_after=not_after, fingerprint_sha256=fingerprint))
     passed = failure_class is None if ok is None else ok
     return ProbeResult(
-        run_id="r", provider="p", host="h", port=587, tls_mode="starttls", mode="send",
+        run_id="r", provider="p", host="h", port=465, tls_mode="implicit", mode="send",
         started_at=NOW, duration_ms=duration, ok=passed, steps=tuple(steps),
         capabilities=None if network else Capabilities(extensions=caps), tls=tls,
         failure_class=failure_class,
@@ -118,7 +118,7 @@ def test_code_changed_carries_step_previous_current() -> None:
     _, events = detect(state, run(rcpt=(550, "5.1.1")), POLICY, NOW)
     changed = events[0]
     assert changed.type is EventType.PROBE_CODE_CHANGED
-    assert changed.data == {"step": "rcpt:a@x.test",
+    assert changed.data == {"step": "rcpt", "recipient": "a@x.test",
                             "previous": {"code": 451, "enhanced_code": "4.3.0"},
                             "current": {"code": 550, "enhanced_code": "5.1.1"}}
 
@@ -217,3 +217,58 @@ def test_junk_delivery_event_says_why() -> None:
     _, events = detect_delivery(ProviderState(delivery=Health.UP), "p", obs(True, "junk"), NOW)
     assert events[0].data["message"] == "landed in junk"
     assert events[0].data["class"] == "delivery"
+
+
+def test_two_seed_mailboxes_one_in_junk_does_not_flap() -> None:
+    state = ProviderState()
+    kinds = []
+    for mailbox, placement in (("gmail", "junk"), ("outlook", "inbox"), ("gmail", "junk"),
+                               ("outlook", "inbox"), ("gmail", "inbox"), ("outlook", "inbox")):
+        observation = DeliveryObservation(run_id="r", token="t", mailbox=mailbox, arrived=True,
+                                          placement=placement)
+        state, events = detect_delivery(state, "p", observation, NOW)
+        kinds.append([e.type.value for e in events])
+    assert kinds == [["delivery.failed"], [], [], [], ["delivery.recovered"], []]
+
+
+def tls_run(*, starttls_offered: bool, tls_ok: bool, auth: tuple[str, ...]) -> ProbeResult:
+    """A tls-mode run: pre-TLS EHLO, then STARTTLS (ok or 454) and EHLO again."""
+    steps = [StepResult(step=Step.CONNECT, command="c", code=220),
+             StepResult(step=Step.EHLO, command="e", code=250)]
+    failure = None
+    if not starttls_offered:
+        failure = FailureClass.TLS
+        steps.append(StepResult(step=Step.STARTTLS, command=None, ok=False,
+                                failure_class=failure, text="not offered"))
+    elif not tls_ok:
+        failure = FailureClass.TRANSIENT
+        steps.append(StepResult(step=Step.STARTTLS, command="STARTTLS", code=454, ok=False,
+                                failure_class=failure))
+    else:
+        steps += [StepResult(step=Step.STARTTLS, command="STARTTLS", code=220),
+                  StepResult(step=Step.EHLO_TLS, command="e", code=250)]
+    caps = Capabilities(extensions=("PIPELINING", "AUTH") if auth else ("PIPELINING",),
+                        auth_mechanisms=auth, starttls=starttls_offered)
+    return ProbeResult(run_id="r", provider="p", host="h", port=587, tls_mode="starttls",
+                       mode="tls", started_at=NOW, duration_ms=5, ok=failure is None,
+                       steps=tuple(steps), capabilities=caps, failure_class=failure)
+
+
+def test_a_run_stopped_before_ehlo_after_tls_changes_no_capability() -> None:
+    t = Ticks()
+    assert t.tick(tls_run(starttls_offered=True, tls_ok=True, auth=("PLAIN",))) == []
+    # 454 at STARTTLS: the pre-TLS EHLO lacks AUTH, which is not a change.
+    assert "probe.capabilities_changed" not in t.tick(
+        tls_run(starttls_offered=True, tls_ok=False, auth=()))
+    assert "probe.capabilities_changed" not in t.tick(
+        tls_run(starttls_offered=True, tls_ok=True, auth=("PLAIN",)))
+
+
+def test_starttls_withdrawn_is_a_capability_change() -> None:
+    t = Ticks()
+    t.tick(tls_run(starttls_offered=True, tls_ok=True, auth=("PLAIN",)))
+    t.tick(tls_run(starttls_offered=False, tls_ok=False, auth=()))
+    changed = [e for e in detect(t.state, tls_run(starttls_offered=True, tls_ok=True,
+                                                  auth=("PLAIN",)), POLICY, NOW)[1]
+               if e.type is EventType.PROBE_CAPABILITIES_CHANGED]
+    assert changed and changed[0].data == {"added": ["STARTTLS"], "removed": []}

@@ -288,3 +288,16 @@ async def test_vrfy_posture_check(vrfy: str, finding: bool) -> None:
     assert result.ok
     assert any(f.kind == "vrfy_enabled" for f in result.findings) is finding
     assert any(s.step is Step.VRFY for s in result.steps)
+
+
+async def test_unreadable_ca_file_is_a_tls_failure_not_an_exception(tmp_path: Any) -> None:
+    from monitor.config import Config, ProviderConfig
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n")
+    # The config was valid when loaded; the file changed afterwards.
+    provider = ProviderConfig.model_construct(
+        **{**ProviderConfig(name="p", host="127.0.0.1").model_dump(), "ca_file": ca})
+    result = await run_probe(provider, Config())
+    assert_failed(result, Step.CONNECT, None, None, FailureClass.TLS)
+    assert "ca_file" in result.failure.text  # type: ignore[union-attr]

@@ -74,9 +74,9 @@ def test_generic_without_secret_still_carries_id_and_timestamp() -> None:
 
 def test_destination_from_config_keeps_secrets_out_of_repr() -> None:
     sub = SubscriptionConfig(name="ops", kind="generic", url="https://ops.example.com/x",
-                             secret="whsec_c2VjcmV0c2VjcmV0c2VjcmV0")
+                             secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     dest = Destination.from_config(sub, public_url="https://m.example.com")
-    assert dest.secrets == ("whsec_c2VjcmV0c2VjcmV0c2VjcmV0",)
+    assert dest.secrets == ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",)
     assert "whsec_" not in repr(dest)
     request = render(FAILED, dest)
     assert request is not None

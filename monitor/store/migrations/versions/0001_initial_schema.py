@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 23:13:19.251199
+Create Date: 2026-11-29 23:47:27.602533
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("run", schema=None) as batch_op:
-        batch_op.create_index("ix_run_provider_started", ["provider", "started_at"], unique=False)
+        batch_op.create_index("ix_run_provider_id", ["provider", "id"], unique=False)
+        batch_op.create_index("ix_run_started", ["started_at"], unique=False)
 
     op.create_table(
         "slot_claim",
@@ -196,7 +197,8 @@ def downgrade() -> None:
     op.drop_table("subscription")
     op.drop_table("slot_claim")
     with op.batch_alter_table("run", schema=None) as batch_op:
-        batch_op.drop_index("ix_run_provider_started")
+        batch_op.drop_index("ix_run_started")
+        batch_op.drop_index("ix_run_provider_id")
 
     op.drop_table("run")
     with op.batch_alter_table("receive_result", schema=None) as batch_op:
