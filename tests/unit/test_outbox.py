@@ -309,3 +309,50 @@ async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
     finally:
         await outbox.client.aclose()
         await ctx.engine.dispose()
+
+
+async def test_disabled_subscription_queue_waits_and_resumes(tmp_path: Path,
+                                                             receiver: Receiver) -> None:
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    outbox = Outbox(ctx)
+    try:
+        await setup(ctx)
+        async with ctx.sessions() as session, session.begin():
+            sub = (await session.exec(sa.select(SubscriptionRow))).scalars().one()
+            sub.enabled = False
+        assert await outbox.deliver_due() == 0 and receiver.received == []
+        async with ctx.sessions() as session, session.begin():
+            sub = (await session.exec(sa.select(SubscriptionRow))).scalars().one()
+            sub.enabled = True
+        assert await outbox.deliver_due() == 1
+        assert (await delivery(ctx)).status == "delivered"
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
+async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
+                                                            receiver: Receiver) -> None:
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    try:
+        await setup(ctx)
+        async with ctx.sessions() as session:
+            [claimed] = await queries.claim_due(session, clock.now, "worker-a",
+                                                lease=timedelta(seconds=1))
+        clock.now += timedelta(seconds=2)  # worker-a stalls past its lease
+        async with ctx.sessions() as session:
+            [again] = await queries.claim_due(session, clock.now, "worker-b",
+                                              lease=timedelta(seconds=60))
+        assert again.delivery.id == claimed.delivery.id
+        late = DeliveryAttemptRow(delivery_id=claimed.delivery.id, attempt=1, at=clock.now,
+                                  status=200, latency_ms=1.0, outcome="delivered")
+        async with ctx.sessions() as session:
+            assert not await queries.finish_attempt(
+                session, claimed.delivery.id, late, status="delivered", next_attempt_at=None,
+                error=None, worker="worker-a")
+        assert (await delivery(ctx)).status == "pending"
+        assert await attempts(ctx) == []
+    finally:
+        await ctx.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -158,3 +159,32 @@ async def test_prune_deletes_old_runs_only(url: str) -> None:
     finally:
         await ctx.engine.dispose()
 
+
+
+async def test_first_runs_of_a_provider_do_not_collide(url: str) -> None:
+    from monitor.events.state import Health, ProviderState
+
+    ctx = _ctx(url)
+    try:
+        await migrate(ctx.engine)
+
+        async def first_run(failures: int) -> None:
+            async with ctx.sessions() as session, session.begin():
+                state = await queries.load_state(session, "p", NOW)
+                await queries.save_state(session, "p", state.model_copy(update={
+                    "consecutive_failures": state.consecutive_failures + failures}), NOW)
+
+        await asyncio.gather(first_run(1), first_run(1))
+        async with ctx.sessions() as session, session.begin():
+            state = await queries.load_state(session, "p", NOW)
+        assert state.consecutive_failures == 2 and state.health is Health.UNKNOWN
+        assert isinstance(state, ProviderState)
+    finally:
+        await ctx.engine.dispose()
+
+
+def test_replica_names_fit_the_claim_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.service.context import replica_name
+
+    monkeypatch.setenv("HOSTNAME", "payments-platform-production-delivery-monitor-7f9c8d6b5-x2k4q")
+    assert len(replica_name()) <= 64

@@ -271,3 +271,17 @@ async def test_check_request_errors(live: Live) -> None:
             ).status_code == 422
     assert (await live.read.post("/v1/checks", json=base)).status_code == 403
     assert (await live.read.get("/v1/checks/nope")).status_code == 404
+
+
+async def test_hostile_inputs_are_4xx_not_5xx(live: Live) -> None:
+    for query in ("since=0001-01-01T00:00:00%2B01:00", "until=9999-12-31T23:00:00-05:00"):
+        response = await live.read.get(f"/v1/events?{query}")
+        assert response.status_code == 400, (query, response.text)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = await live.admin.post("/v1/subscriptions", content=deep,
+                                     headers={"content-type": "application/json"})
+    assert response.status_code in (400, 413), response.text
+    huge = b'{"name": "' + b"x" * 2_000_000 + b'"}'
+    response = await live.admin.post("/v1/subscriptions", content=huge,
+                                     headers={"content-type": "application/json"})
+    assert response.status_code == 413
