@@ -179,8 +179,3 @@ class DeliveryPage(Out):
 class Accepted(Out):
     id: str
     status: str
-
-
-class Health(Out):
-    status: str
-    problems: list[str] = []

@@ -7,7 +7,7 @@ holds `provider`, `event_id` and `run_id`, and for failures the failing
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -61,5 +61,11 @@ class Event(BaseModel):
         """The generic webhook body."""
         data = {"provider": self.provider, "event_id": self.id, "run_id": self.run_id,
                 **self.data}
-        return {"type": self.type.value, "timestamp": self.timestamp.isoformat().replace(
-            "+00:00", "Z"), "data": data}
+        return {"type": self.type.value, "timestamp": rfc3339(self.timestamp), "data": data}
+
+
+def rfc3339(when: datetime) -> str:
+    """UTC with a Z, as the envelope's `timestamp` (DESIGN.md)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")

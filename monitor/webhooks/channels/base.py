@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
 from monitor.config.models import SubscriptionConfig
-from monitor.events.model import Event
+from monitor.events.model import Event, rfc3339
 from monitor.webhooks import signing
 from monitor.webhooks.egress import host_of
 from monitor.webhooks.outcome import Outcome
@@ -108,13 +108,6 @@ def json_bytes(document: Any) -> bytes:
     """Compact UTF-8 JSON: serialised once, and these bytes are signed and sent."""
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False,
                       default=_default).encode("utf-8")
-
-
-def rfc3339(when: datetime) -> str:
-    """UTC with a Z, as the envelope's `timestamp` (DESIGN.md)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_headers() -> dict[str, str]:

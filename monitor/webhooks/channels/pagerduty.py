@@ -38,14 +38,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from monitor.events.model import Event, EventType
+from monitor.events.model import Event, EventType, rfc3339
 from monitor.webhooks.channels import text
 from monitor.webhooks.channels.base import (
     Destination,
     OutgoingRequest,
     json_bytes,
     json_headers,
-    rfc3339,
 )
 from monitor.webhooks.outcome import Outcome, OutcomeKind, classify_http
 
