@@ -8,10 +8,22 @@ reading `Trace.step` to say where it happened.
 Every scan also deletes what it found and sweeps probe messages older than
 `ReceiveOptions.sweep_after` whose token nobody is waiting for (a crashed
 monitor, a mailbox removed from config), so seed mailboxes never fill up.
+
+A scan runs in a worker thread that the checker's timeout cannot stop, so it
+reads first and deletes last, and `Trace` is the handshake between the two
+sides: the backend calls `Trace.checkpoint()` as it goes (it raises once the
+checker has given up) and `Trace.commit()` right before deleting anything;
+the checker calls `Trace.abandon()` when time is up. Whichever comes first
+wins, under a lock: an abandoned scan deletes nothing, and a committed one is
+waited for and its result used, so a message is never deleted unreported.
+
+Only probe messages (those with the token header) count towards
+`ReceiveOptions.max_messages`, newest first: other mail never crowds them out.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,15 +55,44 @@ class ReceiveOptions:
     op_timeout: float = 10.0  # each network read/write of a backend
     check_timeout: float = 60.0  # one whole scan of one mailbox
     sweep_after: timedelta = timedelta(days=1)
-    max_messages: int = 500  # probe messages examined per folder and scan
+    max_messages: int = 500  # probe messages (newest first) examined per folder and scan
+
+
+class ScanAbandoned(TimeoutError):
+    """Raised inside a backend's thread once the checker stopped waiting for it."""
 
 
 @dataclass
 class Trace:
-    """Where a scan is; written by the backend, read when it fails or times out."""
+    """Where a scan is, written by the backend and read when it fails or times out;
+    also the abandon/commit handshake between the checker and the backend's thread."""
 
     step: str = "connect"
     folder: str | None = None
+    _abandoned: bool = field(default=False, repr=False, compare=False)
+    _committed: bool = field(default=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def checkpoint(self) -> None:
+        """Backend: stop here (raise) if the checker has given up on this scan."""
+        if self._abandoned:
+            raise ScanAbandoned(f"scan abandoned at step {self.step}")
+
+    def commit(self) -> None:
+        """Backend: call right before deleting anything. From here on the checker waits
+        for the scan and uses its result; raises if the checker gave up first."""
+        with self._lock:
+            self.checkpoint()
+            self._committed = True
+
+    def abandon(self) -> bool:
+        """Checker: give up on the scan. True when the backend will now delete nothing;
+        False when it has already committed, so its result must still be awaited."""
+        with self._lock:
+            if self._committed:
+                return False
+            self._abandoned = True
+            return True
 
 
 @dataclass(frozen=True)
@@ -76,7 +117,8 @@ class Scan:
 class MailboxBackend(Protocol):
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace) -> Scan:
-        """Find messages carrying any of `tokens`, delete them, sweep stale probes."""
+        """Find messages carrying any of `tokens`, delete them, sweep stale probes;
+        call `trace.checkpoint()` while reading and `trace.commit()` before deleting."""
         ...
 
 

@@ -6,12 +6,24 @@ mailbox never blocks the next probe. `wait_for_arrival` polls one token with
 bounded backoff until it is settled (the CLI). Neither raises: a failing
 mailbox becomes an `error` result for each of its tokens, classified by
 `errors.classify` — the one place exceptions are translated.
+
+A scan is bounded by `ReceiveOptions.check_timeout`, but the backends run in
+worker threads that cancelling an await does not stop. So a scan deletes
+nothing until it has committed (`Trace.commit`, backend.py) and the checker,
+when time is up, abandons it (`Trace.abandon`); the first of the two wins.
+Abandoned, the thread stops at its next checkpoint having deleted nothing, and
+the mailbox is reported as timed out; committed, the checker waits for the
+deletions to finish (each network step is bounded by `op_timeout`) and uses
+the result. A message is thus never deleted without being reported, which
+would make a later check report it missing (a false delivery failure). (Only
+cancelling the check itself, from outside, can still drop the result of a
+scan that had already committed.)
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,13 +103,39 @@ async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[Pending
     backend = (backends or BACKENDS)[mailbox.kind]
     trace = Trace()
     try:
-        scan = await asyncio.wait_for(
-            backend.scan(mailbox, {p.token for p in pending}, options, trace),
+        scan = await _scan_in_time(
+            backend.scan(mailbox, {p.token for p in pending}, options, trace), trace,
             options.check_timeout)
     except Exception as exc:  # translated in one place: errors.classify
         failure = classify(exc, trace.step)
         return [_error(p, mailbox.kind.value, trace, failure, checked_at) for p in pending]
     return [_result(p, mailbox, scan, checked_at, options) for p in pending]
+
+
+async def _scan_in_time(scan: Awaitable[Scan], trace: Trace, seconds: float) -> Scan:
+    """The scan's result, or TimeoutError after `seconds` — unless the backend has
+    already begun deleting (`Trace.commit`): then its result is awaited and used,
+    since the messages it found will be gone. A scan given up on is abandoned
+    (`Trace.abandon`), so its worker thread deletes nothing and stops reading."""
+    task = asyncio.ensure_future(scan)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:  # ours, or the backend's own (a socket timeout)
+        if not trace.abandon():
+            return await task  # committed: deleting, or even done deleting
+        _drop(task)
+        raise
+    except BaseException:  # the backend failed, or we were cancelled: no result to use
+        trace.abandon()
+        _drop(task)
+        raise
+
+
+def _drop(task: asyncio.Future[Scan]) -> None:
+    """Stop waiting for `task` (its thread, if any, stops at the next checkpoint) and
+    swallow whatever it ends with."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def wait_for_arrival(config: Config, pending: PendingToken,

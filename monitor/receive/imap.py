@@ -10,8 +10,11 @@ every read and write; the checker bounds the whole scan.
 
 Per folder: SELECT, one `UID SEARCH HEADER X-Delivery-Monitor-Token ""` (an
 empty string matches every message that has the header, RFC 9051 §6.4.4),
-one FETCH of INTERNALDATE and the header block, then STORE \\Deleted and
-`UID EXPUNGE` (RFC 4315) so messages someone else flagged stay put. The junk
+one FETCH of INTERNALDATE and the header block. Only once every folder is read
+(and `Trace.commit()` succeeded, see `backend.py`) come STORE \\Deleted and
+`UID EXPUNGE` (RFC 4315, so messages someone else flagged stay put), folder by
+folder. The SEARCH matches probe messages only, so the newest `max_messages`
+of them are examined however much other mail the folder holds. The junk
 folder is the one LIST marks `\\Junk` (RFC 6154), else a common name.
 """
 
@@ -98,8 +101,15 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
         scan = Scan(folders=tuple(folders))
         if junk is None:
             scan.notes.append("no junk folder found (no \\Junk attribute, no common name)")
+        remove: dict[str, list[int]] = {}
         for folder in folders:
-            _scan_folder(client, folder, junk, tokens, options, trace, scan)
+            trace.checkpoint()
+            remove[folder] = _scan_folder(client, folder, junk, tokens, options, trace, scan)
+        # Deleting is the last step, and only once the checker is sure to use the result.
+        trace.step, trace.folder = "delete", None
+        trace.commit()
+        _delete(client, remove, trace)
+        scan.found = {t: dataclasses.replace(m, deleted=True) for t, m in scan.found.items()}
         trace.step, trace.folder = "logout", None
         client.logout()
     finally:
@@ -108,19 +118,21 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
 
 
 def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: frozenset[str],
-                 options: ReceiveOptions, trace: Trace, scan: Scan) -> None:
+                 options: ReceiveOptions, trace: Trace, scan: Scan) -> list[int]:
+    """Record what the folder holds in `scan`; return the UIDs to delete."""
     trace.folder = folder
     trace.step = "select"
     client.select_folder(folder)
     trace.step = "search"
+    # Only messages with the header match: other mail cannot crowd probes out.
     uids = sorted(client.search(["HEADER", TOKEN_HEADER, ""]))[-options.max_messages:]
     if not uids:
-        return
+        return []
+    trace.checkpoint()
     trace.step = "fetch"
     items = client.fetch(uids, ["INTERNALDATE", "BODY.PEEK[HEADER]"])
     now = datetime.now(UTC)
     remove: list[int] = []
-    found: list[FoundMessage] = []
     for uid, item in items.items():
         headers = parse_headers(bytes(item.get(b"BODY[HEADER]") or b""))
         token = token_of(headers)
@@ -129,21 +141,29 @@ def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: froz
         if token in tokens:
             remove.append(uid)  # a duplicate of a token found elsewhere goes too
             if token not in scan.found and token is not None:
-                found.append(FoundMessage(token=token, folder=folder,
-                                          placement=placement_of(folder, junk),
-                                          headers=headers, seen_at=now))
+                scan.found[token] = FoundMessage(token=token, folder=folder,
+                                                 placement=placement_of(folder, junk),
+                                                 headers=headers, seen_at=now)
         elif is_stale(headers, arrived, options, now):
             remove.append(uid)
             scan.swept += 1
-    if remove:
-        trace.step = "delete"
-        client.delete_messages(remove, silent=True)
+    return remove
+
+
+def _delete(client: IMAPClient, remove: dict[str, list[int]], trace: Trace) -> None:
+    selected = next(reversed(remove), None)  # the folder scanned last is still selected
+    for folder, uids in remove.items():
+        if not uids:
+            continue
+        trace.folder = folder
+        if folder != selected:
+            client.select_folder(folder)
+            selected = folder
+        client.delete_messages(uids, silent=True)
         if client.has_capability("UIDPLUS"):
-            client.uid_expunge(remove)
+            client.uid_expunge(uids)
         else:  # plain EXPUNGE also removes messages others flagged \Deleted
             client.expunge()
-    for message in found:
-        scan.found[message.token] = dataclasses.replace(message, deleted=True)
 
 
 def _close(client: IMAPClient) -> None:

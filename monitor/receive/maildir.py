@@ -3,7 +3,11 @@
 Reads with the stdlib `mailbox.Maildir`: new/ and cur/ of the root (reported
 as "INBOX") and of Maildir++ subfolders (`.Junk` is folder "Junk"). The
 configured folders are scanned plus the first subfolder with a junk name;
-Maildir has no special-use flags, so the name is all there is.
+Maildir has no special-use flags, so the name is all there is. Every message's
+header block is read (there is no index to search); of those carrying a token,
+the newest `max_messages` per folder (by Received, else Date) are examined, so
+the user's own mail never crowds probe messages out. Deletions come last, after
+`Trace.commit()` (see `backend.py`).
 
 Inbound messages (HTTP posts, see `inbound.py`) are written by `deliver()` to
 `<data_dir>/inbound/<mailbox>/`, each file fsynced in tmp/ and renamed into
@@ -14,6 +18,8 @@ the inbound backend is this same scan over that directory.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import heapq
 import itertools
 import mailbox
 import os
@@ -35,6 +41,7 @@ from monitor.receive.backend import (
     Trace,
     is_junk_name,
     is_stale,
+    message_time,
     parse_headers,
     placement_of,
     token_of,
@@ -77,6 +84,7 @@ def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],
     junk = next((name for name in root.list_folders() if is_junk_name(name)), None)
     names = list(dict.fromkeys([*folders, *([junk] if junk else [])]))
     scan = Scan(folders=tuple(names))
+    remove: list[tuple[mailbox.Maildir, str]] = []
     for name in names:
         trace.folder = name
         trace.step = "select"
@@ -85,34 +93,55 @@ def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],
         except mailbox.NoSuchMailboxError:
             raise ReceiveError(FailureClass.PERMANENT,
                                f"no folder {name!r} in Maildir {path}") from None
-        _scan_folder(box, name, junk, tokens, options, trace, scan)
+        remove.extend((box, key) for key in
+                      _scan_folder(box, name, junk, tokens, options, trace, scan))
+    # Deleting is the last step, and only once the checker is sure to use the result.
+    trace.step, trace.folder = "delete", None
+    trace.commit()
+    for box, key in remove:
+        box.discard(key)  # already gone (another reader took it) is fine
+    scan.found = {t: dataclasses.replace(m, deleted=True) for t, m in scan.found.items()}
     return scan
 
 
 def _scan_folder(box: mailbox.Maildir, name: str, junk: str | None, tokens: frozenset[str],
-                 options: ReceiveOptions, trace: Trace, scan: Scan) -> None:
+                 options: ReceiveOptions, trace: Trace, scan: Scan) -> list[str]:
+    """Record what the folder holds in `scan`; return the keys to delete."""
     now = datetime.now(UTC)
     trace.step = "fetch"
-    for key, headers in itertools.islice(_headers(box), options.max_messages):
-        token = token_of(headers)
-        if token is None:
-            continue
+    remove: list[str] = []
+    for key, headers, token in _newest_probes(box, options.max_messages, trace):
         if token in tokens:
             if token not in scan.found:
                 scan.found[token] = FoundMessage(
                     token=token, folder=name, placement=placement_of(name, junk),
-                    headers=headers, seen_at=now, deleted=True)
+                    headers=headers, seen_at=now)
         elif is_stale(headers, None, options, now):
             scan.swept += 1
         else:
             continue
-        trace.step = "delete"
-        box.discard(key)
-        trace.step = "fetch"
+        remove.append(key)
+    return remove
 
 
-def _headers(box: mailbox.Maildir) -> Iterator[tuple[str, Message]]:
-    for key in list(box.iterkeys()):  # a snapshot: the scan deletes while it goes
+def _newest_probes(box: mailbox.Maildir, limit: int,
+                   trace: Trace) -> list[tuple[str, Message, str]]:
+    """The `limit` newest messages that carry a token, newest first; other mail
+    is read (a Maildir has no index to search) but does not count."""
+    probes = ((key, headers, token) for key, headers in _headers(box, trace)
+              if (token := token_of(headers)) is not None)
+    return heapq.nlargest(limit, probes, key=lambda probe: _timestamp(probe[1]))
+
+
+def _timestamp(headers: Message) -> float:
+    when = message_time(headers)
+    return when.timestamp() if when is not None else float("-inf")
+
+
+def _headers(box: mailbox.Maildir, trace: Trace | None = None) -> Iterator[tuple[str, Message]]:
+    for key in list(box.iterkeys()):  # a snapshot: other readers may delete meanwhile
+        if trace is not None:
+            trace.checkpoint()  # the checker gave up: stop reading
         try:
             with box.get_file(key) as handle:
                 raw = _header_block(handle)

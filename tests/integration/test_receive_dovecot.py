@@ -25,6 +25,7 @@ from monitor.probe.result import FailureClass
 from monitor.receive import (
     PendingToken,
     Placement,
+    ReceiveOptions,
     ReceiveStatus,
     check_pending,
     pending_tokens,
@@ -233,3 +234,50 @@ async def test_stale_probe_messages_are_swept_and_fresh_foreign_ones_kept(
     await check_pending(Config(mailboxes=(box,)),
                         [unrelated.model_copy(update={"token": fresh})])
     assert files_with(mailstack, fresh) == []
+
+
+CROWD_HEADER = "X-Crowd-Test"
+
+
+@pytest.mark.parametrize(("kind", "tls"), BACKENDS)
+async def test_newer_other_mail_does_not_crowd_probe_messages_out(
+        mailstack: MailStack, kind: str, tls: str) -> None:
+    box = mailbox(mailstack, kind, tls)
+    token = new_token()
+
+    def send() -> datetime:
+        with smtplib.SMTP(mailstack.host, mailstack.submission_port, timeout=10) as smtp:
+            smtp.starttls(context=mailstack.client_ssl_context())
+            smtp.login(SEED, SEED_PASSWORD)
+            accepted = datetime.now(UTC)
+            for n in range(31):  # the probe first, then the user's own mail
+                message = EmailMessage()
+                message["From"] = message["To"] = SEED
+                message["Subject"] = f"crowd {n}"
+                message[TOKEN_HEADER if n == 0 else CROWD_HEADER] = token
+                message.set_content("hello\n")
+                smtp.send_message(message)
+                if n == 0:
+                    accepted = datetime.now(UTC)
+            return accepted
+
+    accepted_at = await asyncio.to_thread(send)
+    for _ in range(200):  # all 31 delivered, within 20 s
+        if len(files_with(mailstack, token)) == 31:
+            break
+        await asyncio.sleep(0.1)
+    pending = PendingToken(token=token, run_id="r", provider="p", mailbox=box.name,
+                           accepted_at=accepted_at, deadline=accepted_at + timedelta(minutes=5))
+    try:
+        [result] = await check_pending(Config(mailboxes=(box,)), [pending],
+                                       options=ReceiveOptions(max_messages=5))
+        assert result.status is ReceiveStatus.ARRIVED, result.error
+        assert len(files_with(mailstack, token)) == 30  # only the probe was deleted
+    finally:
+        with IMAPClient(mailstack.host, port=mailstack.imaps_port,
+                        ssl_context=mailstack.client_ssl_context()) as client:
+            client.login(SEED, SEED_PASSWORD)
+            client.select_folder("INBOX")
+            client.delete_messages(client.search(["HEADER", CROWD_HEADER, token]))
+            client.expunge()
+    assert files_with(mailstack, token) == []

@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from monitor.config import MailboxConfig
+from monitor.config.models import MailboxKind
 from monitor.probe.result import FailureClass
 from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive.backend import Scan, ScanAbandoned, Trace
 from monitor.receive.checker import pending_tokens, wait_for_arrival
 from monitor.receive.errors import ReceiveError
 from monitor.receive.result import AuthVerdict, Placement
@@ -219,3 +226,36 @@ def test_pending_tokens_for_mailboxes_named_or_addressed() -> None:
     assert [(t.mailbox, t.deadline - t.accepted_at) for t in tokens] == [
         ("a", timedelta(minutes=2)), ("b", timedelta(minutes=2))]
     assert pending_tokens(result.model_copy(update={"accepted_at": None}), config) == []
+
+
+@dataclass
+class CommittedThenSlow:
+    """A backend that has begun deleting (committed) when check_timeout strikes."""
+
+    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+                   options: ReceiveOptions, trace: Trace) -> Scan:
+        trace.step = "delete"
+        trace.commit()
+        await asyncio.sleep(0.5)  # slow deletions
+        return Scan(found={t: found(t, T0) for t in tokens}, folders=("INBOX",))
+
+
+async def test_a_scan_already_deleting_at_check_timeout_is_waited_for() -> None:
+    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   options=ReceiveOptions(check_timeout=0.1),
+                                   backends=dict.fromkeys(MailboxKind, CommittedThenSlow()))
+    # What it deleted is reported, not lost to a timeout (then "missing" next time).
+    assert (result.status, result.deleted) == (ReceiveStatus.ARRIVED, True)
+
+
+def test_trace_abandon_and_commit_exclude_each_other() -> None:
+    abandoned = Trace(step="fetch")
+    assert abandoned.abandon()
+    with pytest.raises(ScanAbandoned):
+        abandoned.checkpoint()
+    with pytest.raises(ScanAbandoned):
+        abandoned.commit()  # the backend must not delete now
+    committed = Trace()
+    committed.commit()
+    assert not committed.abandon()  # the checker must wait for the result
+    committed.checkpoint()  # and the backend carries on

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
+import threading
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from monitor.config import Config, MailboxConfig
 from monitor.probe.result import FailureClass
 from monitor.receive import ReceiveOptions, ReceiveStatus, check_pending
+from monitor.receive.backend import Scan
 from monitor.receive.maildir import deliver, inbound_dir
 from monitor.receive.result import Placement
 from tests.unit.receive.fakes import pending
@@ -113,3 +121,66 @@ def test_a_message_removed_by_another_reader_mid_scan_is_skipped(tmp_path: Path)
         if key != first_key:
             other.remove(key)
     assert list(scan) == []
+
+
+async def test_other_mail_does_not_crowd_probe_messages_out(tmp_path: Path) -> None:
+    root = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for _ in range(200):
+        root.add(message(None))
+    for token in ("dm-a", "dm-b", "dm-c"):
+        root.add(message(token))
+    config = maildir_config(tmp_path / "Maildir")
+    tokens = [pending(t, "md", NOW) for t in ("dm-a", "dm-b", "dm-c")]
+    # Only probe messages count towards max_messages: all three are found among 200 others.
+    results = await check_pending(config, tokens, NOW, options=ReceiveOptions(max_messages=10))
+    assert [r.status for r in results] == [ReceiveStatus.ARRIVED] * 3
+    assert len(files(tmp_path / "Maildir")) == 200
+
+
+async def test_the_newest_probe_messages_are_examined_first(tmp_path: Path) -> None:
+    root = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    ages = {"dm-old": 3, "dm-mid": 2, "dm-new": 1}
+    for token, minutes in ages.items():
+        root.add(message(token, received=NOW - timedelta(minutes=minutes)))
+    config = maildir_config(tmp_path / "Maildir")
+    results = await check_pending(config, [pending(t, "md", NOW) for t in ages], NOW,
+                                  options=ReceiveOptions(max_messages=2))
+    assert [r.status for r in results] == [
+        ReceiveStatus.PENDING, ReceiveStatus.ARRIVED, ReceiveStatus.ARRIVED]
+    assert len(files(tmp_path / "Maildir")) == 1  # dm-old, left for the next scan
+
+
+async def test_a_scan_cut_at_check_timeout_deletes_nothing_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.receive import maildir
+
+    root = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for _ in range(5):
+        root.add(message(None))
+    root.add(message("dm-slow"))
+    for _ in range(5):
+        root.add(message(None))
+    read_header, scan_maildir = maildir._header_block, maildir.scan_maildir
+    finished = threading.Event()
+
+    def slow_header_block(handle: Iterable[bytes]) -> bytes:
+        time.sleep(0.1)  # a slow disk: the scan outlives check_timeout in its thread
+        return read_header(handle)
+
+    def watched_scan(*args: Any) -> Scan:
+        try:
+            return scan_maildir(*args)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(maildir, "_header_block", slow_header_block)
+    monkeypatch.setattr(maildir, "scan_maildir", watched_scan)
+    config = maildir_config(tmp_path / "Maildir")
+    token = pending("dm-slow", "md", NOW)
+    [cut] = await check_pending(config, [token], NOW, options=ReceiveOptions(check_timeout=0.3))
+    assert (cut.status, cut.failure_class) == (ReceiveStatus.ERROR, FailureClass.TIMEOUT)
+    assert await asyncio.to_thread(finished.wait, 10)  # the worker thread has ended
+    assert len(files(tmp_path / "Maildir")) == 11  # it deleted nothing it did not report
+    monkeypatch.setattr(maildir, "_header_block", read_header)
+    [again] = await check_pending(config, [token], NOW)
+    assert again.status is ReceiveStatus.ARRIVED
