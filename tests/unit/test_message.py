@@ -53,3 +53,32 @@ def test_campaign_content_with_html_and_unicode_subject() -> None:
     html = msg.get_body(("html",))
     assert html is not None and "<b>!</b>" in html.get_content()
     assert token in html.get_content()
+
+
+def test_token_is_in_both_bodies_whatever_encoding_the_content_needs() -> None:
+    long_line = "Привет! Зимняя распродажа — скидки до 50 % на всё. " * 12  # ~600 chars
+    specs = [
+        MessageSpec(sender="news@shop.example", recipients=("seed@example.net",),
+                    subject="Распродажа", text=long_line + "\n" + long_line,
+                    html=f"<p>{long_line}</p><p>{long_line}</p>"),
+        MessageSpec(sender="news@shop.example", recipients=("seed@example.net",),
+                    subject="Sale", text="Plain ASCII.\n" + "x = 1; " * 40,
+                    html="<p>Plain ASCII</p>"),
+        SPEC,
+    ]
+    for spec in specs:
+        token = new_token()
+        wire = build_message(spec, token=token, now=datetime.now(UTC), helo="h")[0]
+        msg = parse(wire)
+        assert msg[TOKEN_HEADER] == token
+        assert msg["Message-ID"] == f"<{token}@{spec.sender.rpartition('@')[2]}>"
+        parts = [msg.get_body(("plain",)), *([msg.get_body(("html",))] if spec.html else [])]
+        for part in parts:
+            assert part is not None
+            content = part.get_content()
+            assert f"Delivery Monitor token: {token}" in content
+            assert "x" * 24 not in content
+        text = msg.get_body(("plain",))
+        assert text is not None
+        assert spec.text.rstrip() in text.get_content().replace("\r\n", "\n")
+        assert "x" * 24 not in wire.decode("ascii")  # and the wire is 7-bit clean
