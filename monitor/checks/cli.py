@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
+
+from monitor.config.models import parse_nameserver
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,25 +43,16 @@ def add_parser(subcommands: Any) -> None:
     p.add_argument("--config", type=Path, default=None,
                    help="config file (default: $MONITOR_CONFIG or config/monitor.yaml)")
     p.add_argument("--dns-server", default=None, metavar="IP[:PORT]",
-                   help="resolver for the sender domain's DNS (default: the system's)")
+                   help="resolver for the sender domain's DNS (default: settings.dns_server "
+                        "from the config, else the system's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def parse_nameserver(value: str) -> tuple[str, int]:
-    """`IP`, `IP:PORT` or `[IPv6]:PORT` → (ip, port); port 53 by default."""
-    host, port = value, "53"
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ("53" if not rest else "?")
-    elif value.count(":") == 1:
-        host, port = value.split(":")
+def _dns_server(value: str) -> tuple[str, int]:
     try:
-        ip = str(ipaddress.ip_address(host))
-    except ValueError:
-        raise UsageError(f"--dns-server {value!r}: not an IP address (IP or IP:PORT)") from None
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UsageError(f"--dns-server {value!r}: bad port")
-    return ip, int(port)
+        return parse_nameserver(value)  # the one parser, shared with settings.dns_server
+    except ValueError as exc:
+        raise UsageError(f"--dns-server {value!r}: {exc}") from None
 
 
 def _read(path: Path | None, what: str) -> str | None:
@@ -114,13 +106,15 @@ def run(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError, load_config
 
     try:
-        nameserver = parse_nameserver(args.dns_server) if args.dns_server else None
+        nameserver = _dns_server(args.dns_server) if args.dns_server else None
         request = CheckRequest.model_validate({
             "provider": args.provider, "from": args.sender, "seeds": args.seeds,
             "subject": args.subject, "text": _read(args.text_file, "--text-file"),
             "html": _read(args.html_file, "--html-file")})
         config = load_config(args.config)
         resolve(config, request)
+        if nameserver is None:  # as the API does: the config's, else the system's
+            nameserver = config.settings.dns_nameserver()
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

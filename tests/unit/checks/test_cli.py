@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.checks.cli import ProgressPrinter, parse_nameserver
+from monitor.checks.cli import ProgressPrinter
 from monitor.checks.model import CheckReport, Progress, Stage
 from monitor.cli import main
+from monitor.config.models import parse_nameserver
 from monitor.sandbox import Sandbox
 from tests.unit.checks.conftest import SENDER
 from tests.unit.checks.dnsserver import DnsServer, domain_records
@@ -26,10 +27,12 @@ def test_parse_nameserver(value: str, expected: tuple[str, int]) -> None:
     assert parse_nameserver(value) == expected
 
 
-def write_config(path: Path, box: Sandbox | None = None) -> Path:
+def write_config(path: Path, box: Sandbox | None = None, dns_server: str | None = None
+                 ) -> Path:
     host, port, ca = ("127.0.0.1", 1, "") if box is None else (
         box.host, box.port, f"ca_file: {box.certificates.ca_file if box.certificates else ''}")
-    path.write_text(f"""
+    settings = f'settings: {{dns_server: "{dns_server}"}}' if dns_server else ""
+    path.write_text(f"""{settings}
 providers:
   - name: sandbox
     host: {host}
@@ -52,8 +55,10 @@ mailboxes:
     (["--subject", "a\nb"], "--subject: Value error, subject must not contain CR, LF"),
     (["--seed", "nobody"], "no mailbox named 'nobody' (known: seed-1)"),
     (["--provider", "other"], "no provider named 'other' (known: sandbox)"),
-    (["--dns-server", "dns.example:53"], "--dns-server 'dns.example:53': not an IP address"),
-    (["--dns-server", "127.0.0.1:99999"], "bad port"),
+    (["--dns-server", "dns.example:53"], "--dns-server 'dns.example:53': expected an IP "
+     "address, optionally with :port"),
+    (["--dns-server", "127.0.0.1:99999"], "--dns-server '127.0.0.1:99999': the port must be "
+     "1-65535"),
     (["--text-file", "/nonexistent/body.txt"], "cannot read --text-file /nonexistent/body.txt"),
 ])
 def test_usage_and_config_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -96,19 +101,37 @@ async def test_progress_redraws_in_place_on_a_terminal() -> None:
         "\r[####################] 2/2 seeds (done)\n")
 
 
+async def check_subprocess(config: Path, sandbox: Sandbox, *flags: str
+                           ) -> tuple[int | None, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor.cli", "check", "--config", str(config),
+        "--provider", "sandbox", "--from", SENDER, "--seed", "seed-1", *flags, "--json",
+        env={"SANDBOX_PASSWORD": sandbox.password},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out, err
+
+
 async def test_a_check_as_a_subprocess(tmp_path: Path, sandbox: Sandbox) -> None:
-    config = write_config(tmp_path / "c.yaml", sandbox)
+    # settings.dns_server names a dead resolver: --dns-server takes precedence over it.
+    config = write_config(tmp_path / "c.yaml", sandbox, dns_server="127.0.0.1:9")
     async with DnsServer(domain_records("check.test")) as dns:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor.cli", "check", "--config", str(config),
-            "--provider", "sandbox", "--from", SENDER, "--seed", "seed-1",
-            "--dns-server", f"127.0.0.1:{dns.port}", "--json",
-            env={"SANDBOX_PASSWORD": sandbox.password},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
+        code, out, err = await check_subprocess(config, sandbox,
+                                                "--dns-server", f"127.0.0.1:{dns.port}")
+    assert code == 0, err.decode()
     report = json.loads(out)
     assert (report["status"], report["verdict"], report["sender"]) == ("done", "passed", SENDER)
     assert report["seeds"][0]["placement"] == "inbox"
     assert "1/1 seeds (done)" in err.decode()
     assert sandbox.password not in out.decode()
+
+
+async def test_without_dns_server_flag_the_config_setting_is_used(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    async with DnsServer(domain_records("check.test")) as dns:
+        config = write_config(tmp_path / "c.yaml", sandbox, dns_server=f"127.0.0.1:{dns.port}")
+        code, out, err = await check_subprocess(config, sandbox)
+        asked = list(dns.queries)
+    assert code == 0, err.decode()
+    assert json.loads(out)["verdict"] == "passed"  # check.test exists only on that server
+    assert asked  # and it was asked
