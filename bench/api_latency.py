@@ -48,6 +48,7 @@ import httpx
 import yaml
 
 from bench.clients import HELO, provider_fields
+from bench.report import aligned
 from bench.serve_load import (
     REPO,
     alive,
@@ -345,15 +346,7 @@ def table(loads: Sequence[tuple[str, dict[str, Samples]]], one: str) -> str:
                           f"{s.percentile(99) / base.percentile(99):.1f}",
                           f"{s.cpu_ms_per_request / base.cpu_ms_per_request:.1f}"
                           if base.serve_cpu_s > 0 else "-"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1]),
-                 *(c.rjust(w) for c, w in zip(line[2:], widths[2:], strict=True))]
-        out.append(" | ".join(cells).rstrip())
-        if index == 0:
-            out.append("-+-".join("-" * w for w in widths))
-    return "\n".join(out)
+    return aligned(lines, text_columns=2)
 
 
 # -- driver ----------------------------------------------------------------------------

@@ -27,15 +27,19 @@ def _ratio(row: Row) -> str:
     return f"{ratio:.2f} (ours {verdict})"
 
 
-def table(rows: Sequence[Row]) -> str:
-    lines = [HEADER, *((r.scenario, _value(r.ours, r.unit), _value(r.baseline, r.unit),
-                        _ratio(r)) for r in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+def aligned(lines: Sequence[Sequence[str]], *, text_columns: int = 1) -> str:
+    """Rows under their header (the first row): text columns left, numbers right."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:], widths[1:],
-                                                                       strict=True))]
+        cells = [c.ljust(w) if i < text_columns else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         out.append(" | ".join(cells).rstrip())
         if index == 0:
             out.append("-+-".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def table(rows: Sequence[Row]) -> str:
+    return aligned([HEADER, *((r.scenario, _value(r.ours, r.unit), _value(r.baseline, r.unit),
+                               _ratio(r)) for r in rows)])

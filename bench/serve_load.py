@@ -420,6 +420,8 @@ class Load:
             await asyncio.wait(sessions, timeout=SESSION_TIMEOUT_S)
 
 
+# Like bench.clients' message builder; repeated because this baseline process must not
+# import the project (its RSS is the measurement).
 def _message(size: int) -> bytes:
     head = (f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: benchmark\r\n"
             "Auto-Submitted: auto-generated\r\n\r\n").encode()
@@ -481,15 +483,9 @@ def table(results: Sequence[Result], expected: float) -> str:
         for name, ours, base, fmt in metrics:
             ratio = "-" if name == "sessions failed" else _ratio(ours, base)
             lines.append((r.variant, name, fmt.format(ours), fmt.format(base), ratio))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for index, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1]),
-                 *(c.rjust(w) for c, w in zip(line[2:], widths[2:], strict=True))]
-        out.append(" | ".join(cells).rstrip())
-        if index == 0:
-            out.append("-+-".join("-" * w for w in widths))
-    return "\n".join(out)
+    from bench.report import aligned
+
+    return aligned(lines, text_columns=2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

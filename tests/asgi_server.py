@@ -14,7 +14,9 @@ from typing import Any
 async def serve_app(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
     import uvicorn
 
-    sock = socket.socket()
+    # IPPROTO_TCP, not 0: only then does asyncio set TCP_NODELAY on accepted sockets;
+    # without it small responses wait ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan=lifespan,

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.asgi_server import serve_app
 from tests.unit.webhooks.shapes import pagerduty_problems, slack_problems
 
 
@@ -118,20 +117,9 @@ async def receiver() -> AsyncIterator[Receiver]:
         return await handler(rx, request, body)
 
     app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["POST", "GET"])])
-    # Bound and listening before uvicorn starts, so the port is known without polling.
-    # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    rx.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        yield rx
-    finally:
-        rx.release.set()
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serve_app(app) as url:
+        rx.base_url = url
+        try:
+            yield rx
+        finally:
+            rx.release.set()  # let hanging handlers finish, so the server can stop
