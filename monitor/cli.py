@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.checks import cli as check_cli
-from monitor.config import Config, ConfigError, ProviderConfig, default_config_path, load_config
-from monitor.probe import ProbeResult, run_probe
-from monitor.receive import (
-    PendingToken,
-    ReceiveOptions,
-    ReceiveResult,
-    pending_tokens,
-    wait_for_arrival,
-)
-from monitor.render import render_receive, render_result
-from monitor.store.db import SchemaTooNew
-from monitor.webhooks import verify_cli
+from monitor.store.errors import SchemaTooNew
+
+# Each command imports what it needs when it runs: `monitor probe` should not pay for
+# the database, HTTP and DNS stacks of the others (start-up time is most of a CLI run).
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CONFIG_HELP = "config file (default: $MONITOR_CONFIG or config/monitor.yaml)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,8 +23,7 @@ def _parser() -> argparse.ArgumentParser:
 
     probe = commands.add_parser("probe", help="run one probe now and print every step")
     probe.add_argument("name", help="provider name from the config")
-    probe.add_argument("--config", type=Path, default=None,
-                       help="config file (default: $MONITOR_CONFIG or config/monitor.yaml)")
+    probe.add_argument("--config", type=Path, default=None, help=CONFIG_HELP)
     probe.add_argument("--json", action="store_true", help="print the result as JSON")
 
     config = commands.add_parser("config", help="config file tools")
@@ -43,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", nargs="?", type=Path, default=None)
 
     serve = commands.add_parser("serve", help="run the scheduler, outbox and HTTP API")
-    serve.add_argument("--config", type=Path, default=None)
+    serve.add_argument("--config", type=Path, default=None, help=CONFIG_HELP)
 
     events = commands.add_parser("events", help="print recent events from the database")
     events.add_argument("--provider", default=None)
@@ -55,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="print each provider's current state")
     status.add_argument("--json", action="store_true")
 
-    verify_cli.add_parser(commands)
-    check_cli.add_parser(commands)
+    _add_webhook_verify(commands)
+    _add_check(commands)
 
     demo = commands.add_parser("demo", help="run everything locally against a built-in sandbox")
     demo.add_argument("--once", action="store_true",
@@ -65,116 +54,93 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_webhook_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    webhook = commands.add_parser("webhook", help="tools for webhook receivers")
+    sub = webhook.add_subparsers(dest="webhook_command", required=True)
+    p = sub.add_parser(
+        "verify", help="check a webhook's signature (exit 0 valid, 1 invalid)",
+        description="Verify a received Standard Webhooks request: the secret(s), the three "
+                    "webhook-* headers and the exact body. Exit 0 valid, 1 invalid, 2 usage.")
+    p.add_argument("--secret", action="append", default=[],
+                   help="whsec_ secret; repeat during a rotation "
+                        "(default: $MONITOR_WEBHOOK_SECRET)")
+    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="a received header; repeat for each")
+    p.add_argument("--headers-file", type=Path, help="file of 'name: value' lines")
+    p.add_argument("--body-file", type=Path, help="the raw body (default: standard input)")
+    p.add_argument("--tolerance", type=float, default=300.0, metavar="SECONDS",
+                   help="accepted clock difference for webhook-timestamp (default 300)")
+
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "check", help="pre-campaign check: send to seed mailboxes, check DNS, give a verdict",
+        description="A pre-campaign check from the command line, no server needed: one "
+                    "tagged message per seed mailbox through the provider, the wait for each, "
+                    "the sender domain's MX/SPF/DMARC, and a verdict. Exit 0 passed, "
+                    "1 failed, 2 usage or config error.")
+    p.add_argument("--provider", required=True, help="provider name from the config")
+    p.add_argument("--from", dest="sender", required=True, metavar="ADDRESS",
+                   help="the campaign's sender address (its domain's DNS is checked)")
+    p.add_argument("--seed", dest="seeds", action="append", required=True, metavar="MAILBOX",
+                   help="a configured mailbox name; repeat for each seed")
+    p.add_argument("--subject", default=None, help="the campaign's subject")
+    p.add_argument("--text-file", type=Path, default=None, help="plain-text body (UTF-8)")
+    p.add_argument("--html-file", type=Path, default=None, help="HTML body (UTF-8)")
+    p.add_argument("--config", type=Path, default=None, help=CONFIG_HELP)
+    p.add_argument("--dns-server", default=None, metavar="IP[:PORT]",
+                   help="resolver for the sender domain's DNS (default: settings.dns_server "
+                        "from the config, else the system's)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from monitor.config import ConfigError
+
     try:
-        if args.command == "probe":
-            return _probe(args.name, args.config, as_json=args.json)
-        if args.command == "config":
-            return _validate(args.file)
-        if args.command == "serve":
-            from monitor.service.serve import serve
-
-            serve(args.config)
-            return EXIT_OK
-        if args.command in ("events", "status"):
-            from monitor import history
-
-            return asyncio.run(history.main(args))
-        if args.command == "webhook":
-            return verify_cli.run(args)
-        if args.command == "check":
-            return check_cli.run(args)
-        if args.command == "demo":
-            from monitor.demo import main as demo_main
-
-            return demo_main(once=args.once, interval=args.interval)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SchemaTooNew as exc:
+        return _run(args)
+    except (ConfigError, SchemaTooNew) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "probe":
+        from monitor.probe_command import probe_command
+
+        return probe_command(args.name, args.config, as_json=args.json)
+    if args.command == "config":
+        return _validate(args.file)
+    if args.command == "serve":
+        from monitor.service.serve import serve
+
+        serve(args.config)
+        return EXIT_OK
+    if args.command in ("events", "status"):
+        from monitor import history
+
+        return asyncio.run(history.main(args))
+    if args.command == "webhook":
+        from monitor.webhooks import verify_cli
+
+        return verify_cli.run(args)
+    if args.command == "check":
+        from monitor.checks import cli as check_cli
+
+        return check_cli.run(args)
+    if args.command == "demo":
+        from monitor.demo import main as demo_main
+
+        return demo_main(once=args.once, interval=args.interval)
     return EXIT_USAGE
 
 
-def _probe(name: str, config_path: Path | None, *, as_json: bool) -> int:
-    config = load_config(config_path)
-    provider = config.provider(name)
-    if provider is None:
-        known = ", ".join(p.name for p in config.providers) or "none configured"
-        print(f"error: {config.source}: no provider named {name!r} (known: {known})",
-              file=sys.stderr)
-        return EXIT_USAGE
-    result, received = asyncio.run(_probe_and_receive(provider, config))
-    if as_json:
-        data = json.loads(result.model_dump_json())
-        if received:  # only for sends to configured mailboxes: other output is unchanged
-            data["receive"] = [json.loads(r.model_dump_json()) for r in received]
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        print(render_result(result) + ("\n\n" + render_receive(received) if received else ""))
-    ok = result.ok and all(r.ok for r in received)  # missing, late or junk fail the probe
-    return EXIT_OK if ok else EXIT_FAILED
-
-
-async def _probe_and_receive(provider: ProviderConfig,
-                             config: Config) -> tuple[ProbeResult, list[ReceiveResult]]:
-    """Probe, then wait (bounded by each mailbox's `deliver_within`) for the message."""
-    result = await run_probe(provider, config)
-    pending = pending_tokens(result, config)
-    if not pending:
-        return result, []
-    options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
-    progress = _Progress(pending)
-
-    async def wait(item: PendingToken) -> ReceiveResult:
-        outcome = await wait_for_arrival(config, item, progress.callback(item.mailbox),
-                                         options=options)
-        progress.settled(item.mailbox, outcome.status.value)
-        return outcome
-
-    received = await asyncio.gather(*(wait(p) for p in pending))
-    progress.done()
-    return result, list(received)
-
-
-class _Progress:
-    """Progress of the wait on stderr: redrawn in place on a terminal, one line otherwise."""
-
-    def __init__(self, pending: list[PendingToken]) -> None:
-        self.limits = {p.mailbox: (p.deadline - p.accepted_at).total_seconds() for p in pending}
-        self.state = {name: f"0/{limit:g} s" for name, limit in self.limits.items()}
-        self.tty = sys.stderr.isatty()
-        names = ", ".join(self.limits)
-        if not self.tty:
-            print(f"waiting for the probe message in {names} "
-                  f"(up to {max(self.limits.values()):g} s)…", file=sys.stderr)
-
-    def callback(self, mailbox: str) -> Callable[[float], None]:
-        def update(elapsed: float) -> None:
-            self.state[mailbox] = f"{elapsed:.0f}/{self.limits[mailbox]:g} s"
-            self._draw()
-        return update
-
-    def settled(self, mailbox: str, status: str) -> None:
-        self.state[mailbox] = status
-        self._draw()
-
-    def _draw(self) -> None:
-        if self.tty:
-            line = "  ".join(f"{name} {state}" for name, state in self.state.items())
-            print(f"\r\033[Kwaiting for the probe message: {line}", end="", file=sys.stderr,
-                  flush=True)
-
-    def done(self) -> None:
-        if self.tty:
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
-
-
 def _validate(path: Path | None) -> int:
+    from monitor.config import default_config_path, load_config
+
     config = load_config(path)
     source = path or default_config_path()
     print(f"{source}: OK ({len(config.providers)} providers, {len(config.mailboxes)} mailboxes, "

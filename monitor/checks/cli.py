@@ -27,27 +27,6 @@ class UsageError(Exception):
     pass
 
 
-def add_parser(subcommands: Any) -> None:
-    """Register `check` on the top-level subparsers of `monitor`."""
-    p = subcommands.add_parser(
-        "check", help="pre-campaign check: send to seed mailboxes, check DNS, give a verdict",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--provider", required=True, help="provider name from the config")
-    p.add_argument("--from", dest="sender", required=True, metavar="ADDRESS",
-                   help="the campaign's sender address (its domain's DNS is checked)")
-    p.add_argument("--seed", dest="seeds", action="append", required=True, metavar="MAILBOX",
-                   help="a configured mailbox name; repeat for each seed")
-    p.add_argument("--subject", default=None, help="the campaign's subject")
-    p.add_argument("--text-file", type=Path, default=None, help="plain-text body (UTF-8)")
-    p.add_argument("--html-file", type=Path, default=None, help="HTML body (UTF-8)")
-    p.add_argument("--config", type=Path, default=None,
-                   help="config file (default: $MONITOR_CONFIG or config/monitor.yaml)")
-    p.add_argument("--dns-server", default=None, metavar="IP[:PORT]",
-                   help="resolver for the sender domain's DNS (default: settings.dns_server "
-                        "from the config, else the system's)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
 def _dns_server(value: str) -> tuple[str, int]:
     try:
         return parse_nameserver(value)  # the one parser, shared with settings.dns_server

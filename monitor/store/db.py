@@ -21,12 +21,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from monitor.store.errors import SchemaTooNew
+
+__all__ = ["SchemaTooNew", "database_url", "make_engine", "migrate", "sessions"]
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x6D6F6E69  # "moni": pg_advisory_xact_lock key for migrations
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer Delivery Monitor than this one."""
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str:

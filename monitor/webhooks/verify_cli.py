@@ -19,7 +19,6 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from monitor.webhooks.errors import SignatureError
 from monitor.webhooks.signing import verify
@@ -32,22 +31,6 @@ _START_LINE = re.compile(r"^(?:[A-Z]+ \S+ HTTP/\S+|HTTP/\S+ \d{3}\b.*)$")
 
 class UsageError(Exception):
     pass
-
-
-def add_parser(commands: Any) -> None:
-    """Register `webhook verify` on the top-level subparsers of `monitor`."""
-    webhook = commands.add_parser("webhook", help="tools for webhook receivers")
-    sub = webhook.add_subparsers(dest="webhook_command", required=True)
-    p = sub.add_parser("verify", help="check a webhook's signature (exit 0 valid, 1 invalid)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--secret", action="append", default=[],
-                   help=f"whsec_ secret; repeat during a rotation (default: ${SECRET_ENV})")
-    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
-                   help="a received header; repeat for each")
-    p.add_argument("--headers-file", type=Path, help="file of 'name: value' lines")
-    p.add_argument("--body-file", type=Path, help="the raw body (default: standard input)")
-    p.add_argument("--tolerance", type=float, default=300.0, metavar="SECONDS",
-                   help="accepted clock difference for webhook-timestamp (default 300)")
 
 
 def parse_header_lines(lines: list[str]) -> dict[str, str]:

@@ -1,0 +1,98 @@
+"""`monitor probe NAME`: one probe now, then (for a send to configured mailboxes) the wait
+for the message on the receive side, with progress on stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from monitor.config import Config, ProviderConfig, load_config
+from monitor.probe import ProbeResult, run_probe
+from monitor.receive import (
+    PendingToken,
+    ReceiveOptions,
+    ReceiveResult,
+    pending_tokens,
+    wait_for_arrival,
+)
+from monitor.render import render_receive, render_result
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def probe_command(name: str, config_path: Path | None, *, as_json: bool) -> int:
+    config = load_config(config_path)
+    provider = config.provider(name)
+    if provider is None:
+        known = ", ".join(p.name for p in config.providers) or "none configured"
+        print(f"error: {config.source}: no provider named {name!r} (known: {known})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    result, received = asyncio.run(_probe_and_receive(provider, config))
+    if as_json:
+        data = json.loads(result.model_dump_json())
+        if received:  # only for sends to configured mailboxes: other output is unchanged
+            data["receive"] = [json.loads(r.model_dump_json()) for r in received]
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(render_result(result) + ("\n\n" + render_receive(received) if received else ""))
+    ok = result.ok and all(r.ok for r in received)  # missing, late or junk fail the probe
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+async def _probe_and_receive(provider: ProviderConfig,
+                             config: Config) -> tuple[ProbeResult, list[ReceiveResult]]:
+    """Probe, then wait (bounded by each mailbox's `deliver_within`) for the message."""
+    result = await run_probe(provider, config)
+    pending = pending_tokens(result, config)
+    if not pending:
+        return result, []
+    options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+    progress = _Progress(pending)
+
+    async def wait(item: PendingToken) -> ReceiveResult:
+        outcome = await wait_for_arrival(config, item, progress.callback(item.mailbox),
+                                         options=options)
+        progress.settled(item.mailbox, outcome.status.value)
+        return outcome
+
+    received = await asyncio.gather(*(wait(p) for p in pending))
+    progress.done()
+    return result, list(received)
+
+
+class _Progress:
+    """Progress of the wait on stderr: redrawn in place on a terminal, one line otherwise."""
+
+    def __init__(self, pending: list[PendingToken]) -> None:
+        self.limits = {p.mailbox: (p.deadline - p.accepted_at).total_seconds() for p in pending}
+        self.state = {name: f"0/{limit:g} s" for name, limit in self.limits.items()}
+        self.tty = sys.stderr.isatty()
+        names = ", ".join(self.limits)
+        if not self.tty:
+            print(f"waiting for the probe message in {names} "
+                  f"(up to {max(self.limits.values()):g} s)…", file=sys.stderr)
+
+    def callback(self, mailbox: str) -> Callable[[float], None]:
+        def update(elapsed: float) -> None:
+            self.state[mailbox] = f"{elapsed:.0f}/{self.limits[mailbox]:g} s"
+            self._draw()
+        return update
+
+    def settled(self, mailbox: str, status: str) -> None:
+        self.state[mailbox] = status
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.tty:
+            line = "  ".join(f"{name} {state}" for name, state in self.state.items())
+            print(f"\r\033[Kwaiting for the probe message: {line}", end="", file=sys.stderr,
+                  flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)

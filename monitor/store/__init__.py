@@ -1,0 +1,1 @@
+"""Storage: tables, migrations and every query (SQLite by default, PostgreSQL for replicas)."""
