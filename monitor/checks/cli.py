@@ -94,14 +94,11 @@ def run(args: argparse.Namespace) -> int:
         resolve(config, request)
         if nameserver is None:  # as the API does: the config's, else the system's
             nameserver = config.settings.dns_nameserver()
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValidationError as exc:
         print(f"error: {_validation_message(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CheckError as exc:
         print(f"error: {config.source or 'config'}: {exc.message}", file=sys.stderr)
