@@ -137,11 +137,20 @@ def _config(sandbox: Sandbox, receiver_url: str, secret: str, interval: float) -
 
 
 async def _watch_runs(ctx: AppContext, out: Callable[[str], None]) -> None:
-    """Print each probe run as it is recorded."""
+    """Print each probe run, and what the seed mailbox saw of it, as they are recorded."""
     seen: str | None = None
+    checked = ctx.clock()
     while True:
         async with ctx.sessions() as session:
             runs = list(reversed(await queries.recent_runs(session, "sandbox", limit=10)))
+            received = await queries.receive_results_since(session, checked)
+        for row in received:
+            checked = row.checked_at
+            verdict = (f"seen in {row.placement}, {row.latency_ms:.0f} ms after DATA "
+                       "(the checker looks every 2 s)"
+                       if row.arrived and row.latency_ms is not None
+                       else f"NOT delivered ({row.result.get('status')})")
+            out(f"{row.checked_at:%H:%M:%S} mailbox {row.mailbox}: test message {verdict}")
         for run in runs:
             if seen is not None and run.id <= seen:
                 continue

@@ -149,6 +149,14 @@ async def recent_runs(session: AsyncSession, provider: str, *, limit: int = 50,
     return (await session.exec(query.order_by(col(RunRow.id).desc()).limit(limit))).all()
 
 
+async def receive_results_since(session: AsyncSession, since: datetime,
+                                limit: int = 50) -> Sequence[ReceiveResultRow]:
+    """Receive-side results checked after `since`, oldest first."""
+    return (await session.exec(select(ReceiveResultRow)
+                               .where(col(ReceiveResultRow.checked_at) > since)
+                               .order_by(col(ReceiveResultRow.checked_at)).limit(limit))).all()
+
+
 async def last_runs(session: AsyncSession) -> dict[str, RunRow]:
     """Each provider's newest run, in one query (the state row points at it)."""
     rows = (await session.exec(select(RunRow).join(
