@@ -49,3 +49,9 @@ class AppContext:
     def track(self, task: asyncio.Task[object]) -> None:
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
+
+    def track_current(self) -> None:
+        """Make shutdown wait for the calling task (a probe that has started)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.track(task)

@@ -33,9 +33,7 @@ def slot_for(provider: ProviderConfig, at: datetime) -> int:
 
 async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | None:
     """Claim this slot in the database; only the replica that wins runs the probe."""
-    task = asyncio.current_task()
-    if task is not None:
-        ctx.track(task)  # a claimed slot is run to the end, even during shutdown
+    ctx.track_current()  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
     slot = slot_for(provider, now)
     async with ctx.sessions() as session:
@@ -51,9 +49,7 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
 
 async def probe_and_record(ctx: AppContext, provider: ProviderConfig,
                            slot: int | None = None) -> ProbeResult:
-    task = asyncio.current_task()
-    if task is not None:
-        ctx.track(task)
+    ctx.track_current()
     result = await run_probe(provider, ctx.config)
     events = await record(ctx, provider, result, slot)
     ctx.metrics.observe_probe(result)
