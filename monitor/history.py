@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from monitor.render import terminal_safe
 from monitor.store import queries
 from monitor.store.db import database_url, make_engine, migrate, sessions
 
@@ -23,8 +24,8 @@ async def main(args: argparse.Namespace) -> int:
                                        "data": r.data} for r in rows], indent=2))
                 for row in [] if args.json else reversed(rows):
                     detail = _summary(row.data)
-                    print(f"{row.timestamp:%Y-%m-%d %H:%M:%S}  {row.type:28} "
-                          f"{row.provider or '-':20} {detail}")
+                    print(terminal_safe(f"{row.timestamp:%Y-%m-%d %H:%M:%S}  {row.type:28} "
+                                        f"{row.provider or '-':20} {detail}"))
             else:
                 states = await queries.states(session)
                 if args.json:

@@ -19,7 +19,7 @@ from monitor.receive import (
     pending_tokens,
     wait_for_arrival,
 )
-from monitor.render import render_receive, render_result
+from monitor.render import render_receive, render_result, terminal_safe
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -39,7 +39,8 @@ def probe_command(name: str, config_path: Path | None, *, as_json: bool) -> int:
             data["receive"] = [json.loads(r.model_dump_json()) for r in received]
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        print(render_result(result) + ("\n\n" + render_receive(received) if received else ""))
+        print(terminal_safe(render_result(result)
+                            + ("\n\n" + render_receive(received) if received else "")))
     ok = result.ok and all(r.ok for r in received)  # missing, late or junk fail the probe
     return EXIT_OK if ok else EXIT_FAILED
 

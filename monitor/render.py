@@ -3,6 +3,7 @@ and the receive side's verdict under it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -10,6 +11,15 @@ from monitor.probe.result import ProbeResult, StepResult, TlsInfo
 from monitor.receive.result import ReceiveResult, ReceiveStatus
 
 _TEXT_WIDTH = 64
+# C0 controls but newline, DEL, C1 controls, and the bidi overrides/isolates that
+# reorder what a terminal shows (CVE-2021-42574).
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Server text is untrusted: ESC, NUL and friends are shown, not obeyed."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
 
 
 def _cell(step: StepResult) -> list[str]:

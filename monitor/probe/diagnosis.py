@@ -247,7 +247,10 @@ _NETWORK: _Rules = (
     (_DROPPED, "the connection was reset or closed", ""),
 )
 _PROTOCOL: _Rules = (
-    (r"too long", "a reply line exceeded SMTP's limit (RFC 5321 §4.5.3.1.5: 512 octets)", ""),
+    (r"reply too long", "the server's reply was longer than the client accepts (8,192 octets "
+     "a line, 32 KiB in all): a very long or endless multi-line reply",
+     "look at what the server sends after this command (e.g. with swaks); a reply that long "
+     "is a broken or hostile server (RFC 5321 §4.5.3.1.5 allows 512 octets a line)"),
     (r"http", "the port answered HTTP, not SMTP", "point the probe at an SMTP port"),
 )
 _DELIVERY: _Rules = (

@@ -31,8 +31,10 @@ from monitor.probe.result import (
     Finding,
     ProbeResult,
     Step,
+    StepResult,
     TlsInfo,
 )
+from monitor.redact import auth_needles
 
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 # Replies to EHLO after which HELO is worth a try (RFC 5321 §4.1.4: servers without ESMTP).
@@ -60,29 +62,40 @@ class _Session:
         self.recipients = list(self.message.recipients)
         self.helo = provider.helo or config.settings.helo
         self.step_timeout = config.step_timeout(provider)
-        self.recorder = StepRecorder()
+        self.recorder = StepRecorder(redact=_credential_needles(provider.auth))
         self.capabilities: Capabilities | None = None
         self.tls: TlsInfo | None = None
         self.findings: list[Finding] = []
         self.token: str | None = None
         self.message_id: str | None = None
         self.accepted_at: datetime | None = None
-        # A CA file that went bad after the config was loaded must not make us raise:
-        # fall back to the system store here, and fail the connect step below.
-        self.tls_error: str | None = None
+        self.tls_context = tlsinfo.client_context(provider.tls_verify, None)
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._port_hint = ""
+
+    @property
+    def smtp(self) -> aiosmtplib.SMTP:
+        if self._smtp is None:
+            raise RuntimeError("the SMTP client is built at the start of run()")
+        return self._smtp
+
+    def _client(self) -> aiosmtplib.SMTP:
+        """Build the client; inside the probe's `try`, so a bad value fails the probe."""
+        p = self.provider
         try:
-            self.tls_context = tlsinfo.client_context(provider.tls_verify, provider.ca_file)
+            self.tls_context = tlsinfo.client_context(p.tls_verify, p.ca_file)
         except (ssl.SSLError, OSError) as exc:
-            self.tls_error = f"cannot load ca_file {provider.ca_file}: {exc}"
-            self.tls_context = tlsinfo.client_context(provider.tls_verify, None)
-        self.smtp = aiosmtplib.SMTP(
-            hostname=provider.host,
-            port=provider.port,
+            # A CA file that went bad after the config was loaded is a tls failure.
+            raise self.recorder.fail(Step.CONNECT, FailureClass.TLS,
+                                     f"cannot load ca_file {p.ca_file}: {exc}") from None
+        return aiosmtplib.SMTP(
+            hostname=p.host,
+            port=p.port,
             # Set explicitly: left unset, aiosmtplib resolves our FQDN in a thread on
             # every connect (bench/: raw connects 1.2-1.7x faster with it set).
             local_hostname=self.helo,
             timeout=self.step_timeout,
-            use_tls=provider.tls is TlsMode.IMPLICIT,
+            use_tls=p.tls is TlsMode.IMPLICIT,
             start_tls=False,
             tls_context=self.tls_context,
         )
@@ -90,37 +103,33 @@ class _Session:
     async def run(self) -> ProbeResult:
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
-        failure = None
+        overall = self.provider.timeout.total_seconds()
+        failure: StepResult | None = None
         try:
-            if self.tls_error is not None:
-                raise self.recorder.fail(Step.CONNECT, FailureClass.TLS, self.tls_error)
-            async with asyncio.timeout(self.provider.timeout.total_seconds()):
-                await self._steps()
-        except StepFailed as exc:
-            failure = exc.result
-            await self._finish_after_failure(exc.result.failure_class)
+            # One deadline for everything the probe does, clean-up and re-probes included.
+            async with asyncio.timeout(overall):
+                try:
+                    self._smtp = self._client()
+                    await self._steps()
+                except StepFailed as exc:
+                    failure = exc.result
+                    await self._after_failure(failure)
         except TimeoutError:
-            overall = self.provider.timeout.total_seconds()
-            failure = self.recorder.fail_current(
-                FailureClass.TIMEOUT,
-                f"overall probe timeout ({overall:g}s) exceeded during {self.recorder.current}",
-            )
+            if failure is None:
+                failure = self.recorder.fail_current(
+                    FailureClass.TIMEOUT,
+                    f"overall probe timeout ({overall:g}s) exceeded during "
+                    f"{self.recorder.current or Step.CONNECT}")
         except Exception as exc:  # the probe never raises; last-resort translation
-            classified = classify(exc)
-            failure = self.recorder.fail_current(classified.failure_class, classified.text)
+            if failure is None:
+                classified = classify(exc)
+                failure = self.recorder.fail_current(
+                    classified.failure_class,
+                    classified.text if self._smtp is not None
+                    else f"the probe could not start: {classified.text}")
         finally:
-            self.smtp.close()
-        if failure is not None and failure.failure_class is FailureClass.TLS and self.tls is None:
-            self.tls = await self._inspect_failed_tls(failure.text)
-        if (failure is not None and failure.step is Step.CONNECT
-                and failure.failure_class is FailureClass.TIMEOUT
-                and self.provider.tls is not TlsMode.IMPLICIT
-                and await self._port_speaks_tls()):
-            index = self.recorder.steps.index(failure)
-            failure = failure.model_copy(update={
-                "text": failure.text + "; the port completes a TLS handshake: it expects "
-                "implicit TLS"})
-            self.recorder.steps[index] = failure
+            self._close()
+        failure = self._final(failure)
 
         diagnosis = None
         if failure is not None and failure.failure_class is not None:
@@ -292,9 +301,33 @@ class _Session:
             self.recorder.forgive_last()
             self.findings.append(Finding(kind="quit", message="QUIT was not answered with 221"))
 
+    async def _after_failure(self, failure: StepResult) -> None:
+        """RSET/QUIT, then what helps explain a TLS or connect failure."""
+        await self._finish_after_failure(failure.failure_class)
+        self._close()
+        if failure.failure_class is FailureClass.TLS and self.tls is None:
+            self.tls = await self._inspect_failed_tls(failure.text)
+        if (failure.step is Step.CONNECT and failure.failure_class is FailureClass.TIMEOUT
+                and self.provider.tls is not TlsMode.IMPLICIT
+                and await self._port_speaks_tls()):
+            self._port_hint = ("; the port completes a TLS handshake: it expects "
+                               "implicit TLS")
+
+    def _close(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+
+    def _final(self, failure: StepResult | None) -> StepResult | None:
+        if failure is None or not self._port_hint:
+            return failure
+        index = self.recorder.steps.index(failure)
+        failure = failure.model_copy(update={"text": failure.text + self._port_hint})
+        self.recorder.steps[index] = failure
+        return failure
+
     async def _finish_after_failure(self, failure_class: FailureClass | None) -> None:
-        if not self.smtp.is_connected or failure_class in (FailureClass.TIMEOUT,
-                                                           FailureClass.NETWORK):
+        if (self._smtp is None or not self.smtp.is_connected
+                or failure_class in (FailureClass.TIMEOUT, FailureClass.NETWORK)):
             return
         step = self.recorder.steps[-1].step
         try:
@@ -359,6 +392,13 @@ def choose_mechanism(auth: AuthConfig, offered: tuple[str, ...]) -> str | None:
     if auth.token is not None and auth.password is None:
         return "XOAUTH2" if "XOAUTH2" in offered else None
     return next((m for m in MECHANISM_PREFERENCE if m in offered), None)
+
+
+def _credential_needles(auth: AuthConfig | None) -> tuple[str, ...]:
+    if auth is None:
+        return ()
+    secrets = [s.get_secret_value() for s in (auth.password, auth.token) if s is not None]
+    return tuple(n for secret in secrets for n in auth_needles(auth.username, secret))
 
 
 def _secret(auth: AuthConfig, mechanism: str) -> str:

@@ -38,6 +38,12 @@ _VERIFY_REASONS = {
 }
 
 
+# aiosmtplib's caps (protocol.py: MAX_LINE_LENGTH, MAX_RESPONSE_LENGTH); it reports
+# both as "Response too long", so the text names both.
+_TOO_LONG = ("reply too long: over aiosmtplib's limit of 8,192 octets a line "
+             "or 32 KiB a reply")
+
+
 @dataclass(frozen=True)
 class Classified:
     failure_class: FailureClass
@@ -70,6 +76,8 @@ def classify(exc: BaseException) -> Classified:
         return Classified(FailureClass.TLS, None, f"TLS handshake failed: {cause.reason or cause}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         if exc.code < 0:  # aiosmtplib's marker for an unparseable or over-long reply
+            if exc.message == "Response too long":
+                return Classified(FailureClass.PROTOCOL, None, _TOO_LONG)
             return Classified(FailureClass.PROTOCOL, None, _short(exc.message))
         return Classified(class_for_code(exc.code), exc.code, _short(exc.message))
     if isinstance(exc, TimeoutError):  # SMTPTimeoutError is a TimeoutError too

@@ -11,6 +11,7 @@ import aiosmtplib
 
 from monitor.probe.errors import class_for_code, classify
 from monitor.probe.result import FailureClass, Step, StepResult
+from monitor.redact import redact
 
 # RFC 3463 §2: class.subject.detail at the start of the reply text (RFC 2034 §4).
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
@@ -36,6 +37,8 @@ Reply = aiosmtplib.SMTPResponse
 class StepRecorder:
     steps: list[StepResult] = field(default_factory=list)
     current: Step | None = None
+    # Our credentials in every form we send them: no server reply records them.
+    redact: tuple[str, ...] = field(default=(), repr=False)
     _started: float = 0.0
 
     async def run(
@@ -110,7 +113,7 @@ class StepRecorder:
             command=command,
             code=code,
             enhanced_code=enhanced_code(text) if code is not None else None,
-            text=_first_lines(text),
+            text=_first_lines(redact(text, self.redact)),
             latency_ms=round((time.perf_counter() - self._started) * 1000, 3),
             ok=ok,
             failure_class=failure_class,

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from monitor.redact import redact
 from monitor.webhooks.channels import channel_for
 from monitor.webhooks.channels.base import USER_AGENT, OutgoingRequest
 from monitor.webhooks.limits import DeliveryLimiter
@@ -34,7 +35,6 @@ from monitor.webhooks.outcome import Outcome, OutcomeKind
 
 DEFAULT_TIMEOUT = 15.0  # the Standard Webhooks spec suggests 15-30 s
 SNIPPET_BYTES = 1024
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if "://" in secret:
             path = urlsplit(secret).path
             needles.update({path, path.rsplit("/", 1)[-1]})
-    for needle in sorted((n for n in needles if len(n) >= 8), key=len, reverse=True):
-        text = text.replace(needle, REDACTED)
-    return text
+    return redact(text, (n for n in needles if len(n) >= 8))
 
 
 def _failure(exc: BaseException, timeout: float) -> Outcome:

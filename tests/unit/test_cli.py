@@ -124,3 +124,18 @@ async def test_demo_shows_failure_and_recovery_with_verified_webhooks() -> None:
     assert "all signatures verified (0 rejected)" in out
     assert "REJECTED" not in out
     assert "Authorization: Bearer demo-" in out
+
+
+async def test_probe_output_escapes_control_bytes_a_server_sends(tmp_path: Path) -> None:
+    from tests.unit.scripted_smtp import ScriptedServer
+
+    hostile = b"220 evil.test \x1b]0;pwned\x07\x1b[2J\x00 ready \xe2\x80\xae gnp.exe\r\n"
+    async with ScriptedServer(banner=hostile) as server:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"providers:\n  - {{name: evil, host: 127.0.0.1, port: {server.port},"
+                          " tls: none, helo: cli.test}\n")
+        code, out, err = await monitor("probe", "evil", "--config", str(config))
+    assert code == 0, err
+    assert "\x1b" not in out and "\x00" not in out and "\x07" not in out
+    assert "\u202e" not in out
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x00 ready \\u202e gnp.exe" in out

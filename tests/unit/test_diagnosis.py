@@ -332,7 +332,7 @@ def test_timeout_names_the_step(step: Step, words: str) -> None:
 @pytest.mark.parametrize(
     ("code", "text", "words"),
     [
-        (None, "Response too long", "512 octets"),
+        (None, "reply too long: over aiosmtplib's limit", "longer than the client accepts"),
         (None, "Malformed SMTP response line: garbage", "malformed reply"),
         (None, "HTTP/1.1 400 Bad Request", "HTTP, not SMTP"),
         (250, "hello", "unexpected reply 250 (expected 220): requested action completed"),

@@ -301,3 +301,55 @@ async def test_unreadable_ca_file_is_a_tls_failure_not_an_exception(tmp_path: An
     result = await run_probe(provider, Config())
     assert_failed(result, Step.CONNECT, None, None, FailureClass.TLS)
     assert "ca_file" in result.failure.text  # type: ignore[union-attr]
+
+
+async def test_a_helo_the_client_refuses_is_a_recorded_failure_not_an_exception() -> None:
+    from monitor.config import Config, ProviderConfig
+
+    # The config model refuses this at load; a probe built some other way must not raise.
+    provider = ProviderConfig(name="p", host="127.0.0.1").model_copy(
+        update={"helo": "bad helo\r\nMAIL FROM:<x@y>"})
+    result = await run_probe(provider, Config())
+    assert not result.ok and result.failure is not None
+    assert result.failure.step is Step.CONNECT
+    assert result.failure_class is FailureClass.PROTOCOL
+    assert result.failure.text.startswith("the probe could not start")
+    assert result.diagnosis is not None
+
+
+async def test_overall_timeout_bounds_the_clean_up_after_a_failure() -> None:
+    # RCPT is refused, then RSET and QUIT never answer: the clean-up used to run on
+    # its own clock (2 x step_timeout + 1 s), past the provider's `timeout`.
+    async with ScriptedServer(replies={"RCPT": "550 5.1.1 no such user", "RSET": HANG,
+                                       "QUIT": HANG}) as server:
+        started = time.monotonic()
+        result = await probe(server, **{**SEND, "timeout": "1s", "step_timeout": "2s"})
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"probe took {elapsed:.2f}s against timeout: 1s"
+    assert_failed(result, Step.RCPT, 550, "5.1.1", FailureClass.PERMANENT)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+async def test_a_server_echoing_the_auth_line_does_not_leak_the_password(
+        mechanism: str) -> None:
+    # The 535 quotes back what it got; for PLAIN that is base64("\0u\0hunter2").
+    echo = {"PLAIN": "535 5.7.8 bad credentials: AHUAaHVudGVyMg== (hunter2)",
+            "LOGIN": "535 5.7.8 bad credentials: aHVudGVyMg (hunter2)"}[mechanism]
+    auth = {"username": "u", "password": "hunter2", "mechanism": mechanism}
+    async with ScriptedServer(replies={"AUTH": echo}) as server:
+        result = await probe(server, **{**SEND, "auth": auth})
+    assert_failed(result, Step.AUTH, 535, "5.7.8", FailureClass.AUTH)
+    dumped = result.model_dump_json()
+    for leaked in ("hunter2", "AHUAaHVudGVyMg", "aHVudGVyMg"):
+        assert leaked not in dumped
+    assert "[redacted]" in result.failure.text  # type: ignore[union-attr]
+
+
+async def test_a_ten_thousand_line_ehlo_is_named_for_what_it_is() -> None:
+    lines = "".join(f"250-EXT{i}\r\n" for i in range(10_000)) + "250 END"
+    async with ScriptedServer(replies={"EHLO": lines}) as server:
+        result = await probe(server)
+    assert_failed(result, Step.EHLO, None, None, FailureClass.PROTOCOL)
+    assert result.diagnosis is not None
+    assert "32 KiB" in result.diagnosis.summary
+    assert "512 octets" not in result.diagnosis.summary
