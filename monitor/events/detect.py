@@ -6,6 +6,7 @@ and the events in one transaction. Tested as literal sequences of ticks.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,13 +30,10 @@ class DeliveryObservation:
     mailbox: str
     arrived: bool
     placement: str | None  # inbox | junk | other
+    ok: bool  # ReceiveResult.ok: in time and not in junk
     latency_ms: float | None = None
     failure_class: str | None = None
     message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.arrived and self.placement != "junk"
 
 
 def _event(kind: EventType, provider: str, now: datetime, run_id: str | None,
@@ -169,20 +167,25 @@ def detect(previous: ProviderState, result: ProbeResult, policy: Thresholds,
 
 
 def detect_delivery(previous: ProviderState, provider: str, observation: DeliveryObservation,
-                    now: datetime) -> tuple[ProviderState, list[Event]]:
-    """Missing or junk-filed test messages fail delivery; it recovers when every seed
-    mailbox's latest message arrived in the inbox again."""
+                    now: datetime, configured: Collection[str] | None = None,
+                    ) -> tuple[ProviderState, list[Event]]:
+    """Missing, late or junk-filed test messages fail delivery; it recovers when every
+    seed mailbox's latest message arrived in the inbox again. `configured` (the
+    provider's mailboxes now) drops the verdicts of mailboxes no longer sent to."""
     events: list[Event] = []
     delivery = previous.delivery
     mailboxes = {**previous.mailboxes, observation.mailbox: observation.ok}
+    if configured is not None:
+        keep = {*configured, observation.mailbox}
+        mailboxes = {name: ok for name, ok in mailboxes.items() if name in keep}
     healthy = all(mailboxes.values())
     data: dict[str, Any] = {"mailbox": observation.mailbox, "token": observation.token,
                             "placement": observation.placement,
                             "latency_ms": observation.latency_ms}
     if not healthy and delivery is not Health.DOWN:
         delivery = Health.DOWN
-        reason = "landed in junk" if observation.arrived else (
-            observation.message or "not seen before the deadline")
+        reason = observation.message or (
+            "landed in junk" if observation.arrived else "not seen before the deadline")
         events.append(_event(EventType.DELIVERY_FAILED, provider, now, observation.run_id,
                              **data, step="delivery", code=None, enhanced_code=None,
                              message=reason, **{"class": observation.failure_class

@@ -257,6 +257,9 @@ _DELIVERY: _Rules = (
     (r"(?<!not )(?:landed|found|arrived|seen|delivered) in (?:the )?(?:junk|spam)",
      "the test message landed in the junk folder, not the inbox",
      "check SPF/DKIM/DMARC alignment, content and the sending IP's reputation; retry"),
+    (r"after the deadline", "the test message arrived, but after the deadline (deliver_within)",
+     "read its Received chain for the hop that held it (greylisting, a queue); raise "
+     "deliver_within if that delay is normal for this route"),
 )
 
 
@@ -293,6 +296,11 @@ def diagnose(
     ctx = _Ctx(step, failure_class, code, enhanced_code, text, port, tls_mode)
     summary, action = _EXPLAIN[failure_class](ctx)
     return Diagnosis(summary=_line(summary), action=_line(action), retry=failure_class.retryable)
+
+
+def diagnose_delivery(text: str) -> Diagnosis:
+    """The receive side's verdict on a message that is late, missing or in junk."""
+    return diagnose(Step.MESSAGE, FailureClass.DELIVERY, None, None, text, port=0, tls_mode="")
 
 
 def code_meaning(step: Step, code: int) -> str:

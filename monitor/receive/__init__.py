@@ -20,6 +20,7 @@ from monitor.receive.checker import (
     check_mailbox,
     check_pending,
     pending_tokens,
+    seed_mailboxes,
     wait_for_arrival,
 )
 from monitor.receive.inbound import DEFAULT_MAX_BYTES, inbound_app, inbound_routes
@@ -48,5 +49,6 @@ __all__ = [
     "inbound_app",
     "inbound_routes",
     "pending_tokens",
+    "seed_mailboxes",
     "wait_for_arrival",
 ]

@@ -5,9 +5,14 @@ found; it does not decide what a finding means (the checker does), and it may
 raise: the checker classifies exceptions in one place (`errors.classify`),
 reading `Trace.step` to say where it happened.
 
-Every scan also deletes what it found and sweeps probe messages older than
-`ReceiveOptions.sweep_after` whose token nobody is waiting for (a crashed
-monitor, a mailbox removed from config), so seed mailboxes never fill up.
+Every scan also deletes the messages of the tokens in its `delete` set and
+sweeps probe messages older than `ReceiveOptions.sweep_after` whose token
+nobody is waiting for (a crashed monitor, a mailbox removed from config), so
+seed mailboxes never fill up. The service passes as `delete` the tokens whose
+results it has already stored, so a message is removed only on the pass after
+its arrival was recorded: a crash or a database error in between leaves it to
+be found again, never reported missing. Callers that report at once (the CLI)
+pass None: delete what is found.
 
 A scan runs in a worker thread that the checker's timeout cannot stop, so it
 reads first and deletes last, and `Trace` is the handshake between the two
@@ -116,10 +121,16 @@ class Scan:
 
 class MailboxBackend(Protocol):
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
-        """Find messages carrying any of `tokens`, delete them, sweep stale probes;
-        call `trace.checkpoint()` while reading and `trace.commit()` before deleting."""
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
+        """Find messages carrying any of `tokens`, delete those of `delete` (None:
+        of `tokens`), sweep stale probes; call `trace.checkpoint()` while reading
+        and `trace.commit()` before deleting."""
         ...
+
+
+def deletion(tokens: frozenset[str], delete: Collection[str] | None) -> frozenset[str]:
+    return tokens if delete is None else frozenset(delete)
 
 
 def parse_headers(raw: bytes) -> Message:

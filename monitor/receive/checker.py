@@ -23,12 +23,13 @@ scan that had already committed.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config import Config, MailboxConfig
 from monitor.config.models import MailboxKind
+from monitor.probe.diagnosis import diagnose_delivery
 from monitor.probe.result import FailureClass, ProbeResult
 from monitor.receive.authresults import auth_results
 from monitor.receive.backend import FoundMessage, MailboxBackend, ReceiveOptions, Scan, Trace
@@ -37,7 +38,7 @@ from monitor.receive.errors import MailboxFailure, classify
 from monitor.receive.imap import ImapBackend
 from monitor.receive.maildir import InboundBackend, MaildirBackend
 from monitor.receive.pop3 import Pop3Backend
-from monitor.receive.result import PendingToken, ReceiveResult, ReceiveStatus
+from monitor.receive.result import PendingToken, Placement, ReceiveResult, ReceiveStatus
 
 BACKENDS: Mapping[MailboxKind, MailboxBackend] = {
     MailboxKind.IMAP: ImapBackend(),
@@ -51,29 +52,38 @@ _RESOLUTION_MS = 1000.0  # RFC 5322 date-time has whole seconds
 
 
 def pending_tokens(result: ProbeResult, config: Config) -> list[PendingToken]:
-    """What a send leaves for the receive side: one token per configured mailbox it
-    went to (named in `to`, or addressed by the mailbox's address)."""
-    provider = config.provider(result.provider)
-    if provider is None or result.token is None or result.accepted_at is None:
+    """What a send leaves for the receive side: one token per seed mailbox it went to."""
+    if result.token is None or result.accepted_at is None:
         return []
-    by_address = {m.address.lower(): m for m in config.mailboxes}
-    targets = [config.mailbox(t) or by_address.get(t.lower()) for t in provider.to]
-    mailboxes = {m.name: m for m in targets if m is not None}
     return [PendingToken(token=result.token, run_id=result.run_id, provider=result.provider,
                          mailbox=m.name, accepted_at=result.accepted_at,
                          deadline=result.accepted_at + m.deliver_within)
-            for m in mailboxes.values()]
+            for m in seed_mailboxes(config, result.provider)]
+
+
+def seed_mailboxes(config: Config, provider_name: str) -> list[MailboxConfig]:
+    """The configured mailboxes a provider's sends go to: named in `to`, or addressed
+    by the mailbox's address."""
+    provider = config.provider(provider_name)
+    if provider is None:
+        return []
+    by_address = {m.address.lower(): m for m in config.mailboxes}
+    targets = [config.mailbox(t) or by_address.get(t.lower()) for t in provider.to]
+    return list({m.name: m for m in targets if m is not None}.values())
 
 
 async def check_pending(config: Config, pending: Sequence[PendingToken],
                         now: datetime | None = None, *,
                         options: ReceiveOptions | None = None,
                         backends: Mapping[MailboxKind, MailboxBackend] | None = None,
+                        recorded: Mapping[str, Collection[str]] | None = None,
                         ) -> list[ReceiveResult]:
     """One result per pending token, in input order; `pending` ones are not settled.
 
     `now` is when the check starts: a token not found by a check that started
-    at or after its deadline is `missing`.
+    at or after its deadline is `missing`. `recorded` (mailbox name → tokens
+    whose results are stored) makes the scans delete only those messages and
+    keep what they find now; without it, what is found is deleted at once.
     """
     options = options or ReceiveOptions()
     checked_at = now or datetime.now(UTC)
@@ -83,9 +93,10 @@ async def check_pending(config: Config, pending: Sequence[PendingToken],
     slots = asyncio.Semaphore(MAX_PARALLEL_MAILBOXES)
 
     async def one(name: str, items: list[PendingToken]) -> list[ReceiveResult]:
+        delete = None if recorded is None else recorded.get(name, ())
         async with slots:
             return await check_mailbox(config.mailbox(name), items, checked_at,
-                                       options=options, backends=backends)
+                                       options=options, backends=backends, delete=delete)
 
     grouped = await asyncio.gather(*(one(name, items) for name, items in groups.items()))
     by_key = {(r.token, r.mailbox): r for results in grouped for r in results}
@@ -95,6 +106,7 @@ async def check_pending(config: Config, pending: Sequence[PendingToken],
 async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[PendingToken],
                         checked_at: datetime, *, options: ReceiveOptions,
                         backends: Mapping[MailboxKind, MailboxBackend] | None = None,
+                        delete: Collection[str] | None = None,
                         ) -> list[ReceiveResult]:
     """Scan one mailbox once for all of its pending tokens."""
     if mailbox is None:
@@ -104,7 +116,7 @@ async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[Pending
     trace = Trace()
     try:
         scan = await _scan_in_time(
-            backend.scan(mailbox, {p.token for p in pending}, options, trace), trace,
+            backend.scan(mailbox, {p.token for p in pending}, options, trace, delete), trace,
             options.check_timeout)
     except Exception as exc:  # translated in one place: errors.classify
         failure = classify(exc, trace.step)
@@ -175,10 +187,11 @@ def _result(pending: PendingToken, mailbox: MailboxConfig, scan: Scan, checked_a
     if checked_at < pending.deadline:
         return ReceiveResult(**base, status=ReceiveStatus.PENDING, notes=tuple(scan.notes))
     within = (pending.deadline - pending.accepted_at).total_seconds()
+    error = (f"not seen in {', '.join(scan.folders) or 'the mailbox'} within {within:g}s "
+             f"of DATA being accepted")
     return ReceiveResult(
         **base, status=ReceiveStatus.MISSING, failure_class=FailureClass.DELIVERY,
-        error=f"not seen in {', '.join(scan.folders) or 'the mailbox'} within {within:g}s "
-              f"of DATA being accepted", notes=tuple(scan.notes))
+        error=error, diagnosis=diagnose_delivery(error), notes=tuple(scan.notes))
 
 
 def _arrival(pending: PendingToken, found: FoundMessage, base: dict[str, Any], scan: Scan,
@@ -197,16 +210,19 @@ def _arrival(pending: PendingToken, found: FoundMessage, base: dict[str, Any], s
     # Judged on our clock: a receiver whose clock runs ahead must not make it late.
     arrived_at = pending.accepted_at + timedelta(milliseconds=latency)
     late = arrived_at > pending.deadline
+    error = None
+    if late:
+        error = f"arrived {_ms(arrived_at - pending.deadline) / 1000:.1f}s after the deadline"
+    elif found.placement is Placement.JUNK:
+        error = f"landed in the junk folder {found.folder!r}, not the inbox"
     return ReceiveResult(
         **base, status=ReceiveStatus.LATE if late else ReceiveStatus.ARRIVED,
         seen_at=found.seen_at, received_at=received_at, latency_ms=latency,
         seen_latency_ms=seen_ms, folder=found.folder, folder_known=found.folder_known,
         placement=found.placement, spf=verdicts.spf, dkim=verdicts.dkim, dmarc=verdicts.dmarc,
         authserv_id=verdicts.authserv_id, deleted=found.deleted,
-        failure_class=FailureClass.DELIVERY if late else None,
-        error=(f"arrived {_ms(arrived_at - pending.deadline) / 1000:.1f}s after the deadline"
-               if late else None),
-        notes=tuple(notes))
+        failure_class=FailureClass.DELIVERY if error else None, error=error,
+        diagnosis=diagnose_delivery(error) if error else None, notes=tuple(notes))
 
 
 def _received_latency(received_ms: float, seen_ms: float) -> tuple[float, str | None]:

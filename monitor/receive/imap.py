@@ -37,6 +37,7 @@ from monitor.receive.backend import (
     ReceiveOptions,
     Scan,
     Trace,
+    deletion,
     is_junk_name,
     is_stale,
     parse_headers,
@@ -53,8 +54,11 @@ FolderList = Sequence[tuple[tuple[bytes, ...], bytes | None, str]]
 
 class ImapBackend:
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
-        return await asyncio.to_thread(_scan, mailbox, frozenset(tokens), options, trace)
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
+        find = frozenset(tokens)
+        return await asyncio.to_thread(_scan, mailbox, find, deletion(find, delete), options,
+                                       trace)
 
 
 def find_junk(folders: FolderList) -> str | None:
@@ -91,8 +95,8 @@ def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> I
     return client
 
 
-def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOptions,
-          trace: Trace) -> Scan:
+def _scan(mailbox: MailboxConfig, tokens: frozenset[str], delete: frozenset[str],
+          options: ReceiveOptions, trace: Trace) -> Scan:
     client = _connect(mailbox, options, trace)
     try:
         trace.step = "list"
@@ -104,12 +108,14 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
         remove: dict[str, list[int]] = {}
         for folder in folders:
             trace.checkpoint()
-            remove[folder] = _scan_folder(client, folder, junk, tokens, options, trace, scan)
+            remove[folder] = _scan_folder(client, folder, junk, tokens, delete, options, trace,
+                                          scan)
         # Deleting is the last step, and only once the checker is sure to use the result.
         trace.step, trace.folder = "delete", None
         trace.commit()
         _delete(client, remove, trace)
-        scan.found = {t: dataclasses.replace(m, deleted=True) for t, m in scan.found.items()}
+        scan.found = {t: dataclasses.replace(m, deleted=t in delete)
+                      for t, m in scan.found.items()}
         trace.step, trace.folder = "logout", None
         client.logout()
     finally:
@@ -118,7 +124,8 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
 
 
 def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: frozenset[str],
-                 options: ReceiveOptions, trace: Trace, scan: Scan) -> list[int]:
+                 delete: frozenset[str], options: ReceiveOptions, trace: Trace,
+                 scan: Scan) -> list[int]:
     """Record what the folder holds in `scan`; return the UIDs to delete."""
     trace.folder = folder
     trace.step = "select"
@@ -138,9 +145,10 @@ def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: froz
         token = token_of(headers)
         internal = item.get(b"INTERNALDATE")
         arrived = internal if isinstance(internal, datetime) and internal.tzinfo else None
-        if token in tokens:
-            remove.append(uid)  # a duplicate of a token found elsewhere goes too
-            if token not in scan.found and token is not None:
+        if token is not None and (token in tokens or token in delete):
+            if token in delete:
+                remove.append(uid)  # a duplicate of a token found elsewhere goes too
+            if token in tokens and token not in scan.found:
                 scan.found[token] = FoundMessage(token=token, folder=folder,
                                                  placement=placement_of(folder, junk),
                                                  headers=headers, seen_at=now)

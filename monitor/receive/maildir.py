@@ -39,6 +39,7 @@ from monitor.receive.backend import (
     ReceiveOptions,
     Scan,
     Trace,
+    deletion,
     is_junk_name,
     is_stale,
     message_time,
@@ -57,24 +58,30 @@ def inbound_dir(data_dir: Path, mailbox_name: str) -> Path:
 
 class MaildirBackend:
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
         assert mailbox.path is not None  # the config validator requires it for maildir
-        return await asyncio.to_thread(scan_maildir, mailbox.path, mailbox.folders,
-                                       frozenset(tokens), options, trace)
+        find = frozenset(tokens)
+        return await asyncio.to_thread(scan_maildir, mailbox.path, mailbox.folders, find,
+                                       options, trace, deletion(find, delete))
 
 
 class InboundBackend:
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
         path = inbound_dir(options.data_dir, mailbox.name)
         if not path.exists():  # nothing was ever posted: an empty mailbox, not an error
             return Scan(folders=("INBOX",))
-        return await asyncio.to_thread(scan_maildir, path, ("INBOX",), frozenset(tokens),
-                                       options, trace)
+        find = frozenset(tokens)
+        return await asyncio.to_thread(scan_maildir, path, ("INBOX",), find, options, trace,
+                                       deletion(find, delete))
 
 
 def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],
-                 options: ReceiveOptions, trace: Trace) -> Scan:
+                 options: ReceiveOptions, trace: Trace,
+                 delete: frozenset[str] | None = None) -> Scan:
+    delete = tokens if delete is None else delete
     trace.step = "open"
     try:
         root = mailbox.Maildir(path, factory=None, create=False)
@@ -94,28 +101,31 @@ def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],
             raise ReceiveError(FailureClass.PERMANENT,
                                f"no folder {name!r} in Maildir {path}") from None
         remove.extend((box, key) for key in
-                      _scan_folder(box, name, junk, tokens, options, trace, scan))
+                      _scan_folder(box, name, junk, tokens, delete, options, trace, scan))
     # Deleting is the last step, and only once the checker is sure to use the result.
     trace.step, trace.folder = "delete", None
     trace.commit()
     for box, key in remove:
         box.discard(key)  # already gone (another reader took it) is fine
-    scan.found = {t: dataclasses.replace(m, deleted=True) for t, m in scan.found.items()}
+    scan.found = {t: dataclasses.replace(m, deleted=t in delete) for t, m in scan.found.items()}
     return scan
 
 
 def _scan_folder(box: mailbox.Maildir, name: str, junk: str | None, tokens: frozenset[str],
-                 options: ReceiveOptions, trace: Trace, scan: Scan) -> list[str]:
+                 delete: frozenset[str], options: ReceiveOptions, trace: Trace,
+                 scan: Scan) -> list[str]:
     """Record what the folder holds in `scan`; return the keys to delete."""
     now = datetime.now(UTC)
     trace.step = "fetch"
     remove: list[str] = []
     for key, headers, token in _newest_probes(box, options.max_messages, trace):
-        if token in tokens:
-            if token not in scan.found:
+        if token in tokens or token in delete:
+            if token in tokens and token not in scan.found:
                 scan.found[token] = FoundMessage(
                     token=token, folder=name, placement=placement_of(name, junk),
                     headers=headers, seen_at=now)
+            if token not in delete:
+                continue
         elif is_stale(headers, None, options, now):
             scan.swept += 1
         else:

@@ -33,6 +33,7 @@ from monitor.receive.backend import (
     ReceiveOptions,
     Scan,
     Trace,
+    deletion,
     is_stale,
     parse_headers,
     token_of,
@@ -54,9 +55,11 @@ class Pop3Backend:
         self._plain: dict[MaildropKey, frozenset[str]] = {}
 
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
-        return await asyncio.to_thread(_scan, mailbox, frozenset(tokens), options, trace,
-                                       self._plain)
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
+        find = frozenset(tokens)
+        return await asyncio.to_thread(_scan, mailbox, find, options, trace, self._plain,
+                                       deletion(find, delete))
 
 
 def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> poplib.POP3:
@@ -86,8 +89,10 @@ def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> p
 
 
 def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOptions,
-          trace: Trace, plain: dict[MaildropKey, frozenset[str]] | None = None) -> Scan:
+          trace: Trace, plain: dict[MaildropKey, frozenset[str]] | None = None,
+          delete: frozenset[str] | None = None) -> Scan:
     plain = {} if plain is None else plain
+    delete = tokens if delete is None else delete
     maildrop: MaildropKey = (mailbox.host, mailbox.port, mailbox.username)
     conn = _connect(mailbox, options, trace)
     scan = Scan(folders=("INBOX",), notes=[NO_FOLDERS_NOTE])
@@ -124,9 +129,10 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
                         learned.add(uid)
                     continue
                 probes += 1
-                if token in tokens:
-                    remove.append(number)
-                    if token not in {m.token for m in found}:
+                if token in tokens or token in delete:
+                    if token in delete:
+                        remove.append(number)
+                    if token in tokens and token not in {m.token for m in found}:
                         found.append(FoundMessage(token=token, folder="INBOX",
                                                   placement=Placement.INBOX, headers=headers,
                                                   seen_at=now, folder_known=False))
@@ -145,7 +151,7 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
         conn.quit()  # commits the deletions
     finally:
         _close(conn)
-    scan.found = {m.token: dataclasses.replace(m, deleted=True) for m in found}
+    scan.found = {m.token: dataclasses.replace(m, deleted=m.token in delete) for m in found}
     return scan
 
 

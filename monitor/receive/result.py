@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
-from monitor.probe.result import FailureClass
+from monitor.probe.result import Diagnosis, FailureClass
 
 
 class Frozen(BaseModel):
@@ -99,6 +99,8 @@ class ReceiveResult(Frozen):
     failure_class: FailureClass | None = None
     step: str | None = None  # mailbox step that failed: connect, starttls, login, select…
     error: str | None = None
+    # For late, missing and junk: what it means and what to do, as for SMTP failures.
+    diagnosis: Diagnosis | None = None
     notes: tuple[str, ...] = ()
 
     @model_validator(mode="before")
@@ -118,7 +120,8 @@ class ReceiveResult(Frozen):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """Delivered in time and not filed as junk (DESIGN.md `delivery.failed`)."""
+        """Delivered in time and not filed as junk (DESIGN.md `delivery.failed`): the one
+        definition of "delivered", for the CLI's exit code and the service's events."""
         return self.status is ReceiveStatus.ARRIVED and self.placement is not Placement.JUNK
 
     @computed_field  # type: ignore[prop-decorator]

@@ -39,6 +39,9 @@ class AppContext:
     # Tasks a graceful shutdown waits for (probes in flight, deliveries being sent).
     inflight: set[asyncio.Task[object]] = field(default_factory=set)
     scheduler_running: bool = False
+    # Per mailbox, tokens whose arrival is stored but whose message is not deleted yet:
+    # the next scan of that mailbox deletes them (store first, then delete).
+    recorded_arrivals: dict[str, set[str]] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod

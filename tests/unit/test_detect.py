@@ -199,7 +199,8 @@ def test_restart_resumes_counting_without_realerting() -> None:
 
 def obs(arrived: bool, placement: str | None = "inbox") -> DeliveryObservation:
     return DeliveryObservation(run_id="r", token="t", mailbox="m", arrived=arrived,
-                               placement=placement if arrived else None)
+                               placement=placement if arrived else None,
+                               ok=arrived and placement != "junk")
 
 
 def test_delivery_failed_recovered_and_junk() -> None:
@@ -225,10 +226,33 @@ def test_two_seed_mailboxes_one_in_junk_does_not_flap() -> None:
     for mailbox, placement in (("gmail", "junk"), ("outlook", "inbox"), ("gmail", "junk"),
                                ("outlook", "inbox"), ("gmail", "inbox"), ("outlook", "inbox")):
         observation = DeliveryObservation(run_id="r", token="t", mailbox=mailbox, arrived=True,
-                                          placement=placement)
+                                          placement=placement, ok=placement == "inbox")
         state, events = detect_delivery(state, "p", observation, NOW)
         kinds.append([e.type.value for e in events])
     assert kinds == [["delivery.failed"], [], [], [], ["delivery.recovered"], []]
+
+
+def test_late_arrival_fails_delivery_with_its_reason() -> None:
+    late = DeliveryObservation(run_id="r", token="t", mailbox="m", arrived=True,
+                               placement="inbox", ok=False, failure_class="delivery",
+                               message="arrived 4.0s after the deadline")
+    _, events = detect_delivery(ProviderState(delivery=Health.UP), "p", late, NOW)
+    assert [e.type.value for e in events] == ["delivery.failed"]
+    assert events[0].data["message"] == "arrived 4.0s after the deadline"
+
+
+def test_a_mailbox_removed_from_the_config_no_longer_holds_delivery_down() -> None:
+    state = ProviderState()
+    for mailbox, ok in (("gone", False), ("kept", True)):
+        observation = DeliveryObservation(run_id="r", token="t", mailbox=mailbox, arrived=ok,
+                                          placement="inbox" if ok else None, ok=ok)
+        state, events = detect_delivery(state, "p", observation, NOW)
+    assert state.delivery is Health.DOWN  # "gone" is still configured: its miss counts
+    observation = DeliveryObservation(run_id="r", token="t", mailbox="kept", arrived=True,
+                                      placement="inbox", ok=True)
+    state, events = detect_delivery(state, "p", observation, NOW, configured=["kept"])
+    assert [e.type.value for e in events] == ["delivery.recovered"]
+    assert state.mailboxes == {"kept": True}
 
 
 def tls_run(*, starttls_offered: bool, tls_ok: bool, auth: tuple[str, ...]) -> ProbeResult:

@@ -67,12 +67,13 @@ class SteeredMaildir:
     inner: MaildirBackend = field(default_factory=MaildirBackend)
 
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
         if mailbox.name in self.lost:
             return Scan(folders=("INBOX", "Junk"))
         # Every seed here reads the same Maildir, concurrently: each scan must skip what
         # another one deletes under it.
-        scan = await self.inner.scan(mailbox, tokens, options, trace)
+        scan = await self.inner.scan(mailbox, tokens, options, trace, delete)
         for token, message in list(scan.found.items()):
             self.found[mailbox.name] = message.headers
             if mailbox.name in self.junk:

@@ -25,15 +25,17 @@ class FakeBackend:
     calls: list[frozenset[str]] = field(default_factory=list)
 
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
         self.calls.append(frozenset(tokens))
         trace.step = self.step
         await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
         found = {t: m for t, m in self.messages.items() if t in tokens}
-        for token in found:
-            del self.messages[token]  # found messages are deleted
+        for token in list(self.messages):
+            if token in (tokens if delete is None else delete):
+                del self.messages[token]
         return Scan(found=found, folders=("INBOX", "Junk"))
 
 

@@ -74,12 +74,28 @@ async def test_without_received_latency_is_time_to_seen() -> None:
     assert result.received_at is None
 
 
-async def test_junk_arrival_is_not_ok_but_not_a_failure_class() -> None:
+async def test_junk_arrival_is_a_delivery_failure_with_a_diagnosis() -> None:
     fake = FakeBackend({"t": found("t", T0, folder="Junk", placement=Placement.JUNK)})
     [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    backends=backends(fake))
     assert result.status is ReceiveStatus.ARRIVED and result.arrived and not result.ok
-    assert result.placement is Placement.JUNK and result.failure_class is None
+    assert result.placement is Placement.JUNK
+    assert result.failure_class is FailureClass.DELIVERY
+    assert result.error == "landed in the junk folder 'Junk', not the inbox"
+    assert result.diagnosis is not None and "junk folder" in result.diagnosis.summary
+    assert "SPF/DKIM/DMARC" in result.diagnosis.action
+
+
+async def test_late_and_missing_carry_a_diagnosis_with_a_next_step() -> None:
+    late_fake = FakeBackend({"t": found("t", T0 + timedelta(minutes=10))})
+    [late] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)],
+                                 T0 + timedelta(minutes=10), backends=backends(late_fake))
+    [missing] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)],
+                                    T0 + timedelta(minutes=10), backends=backends(FakeBackend()))
+    assert late.status is ReceiveStatus.LATE and missing.status is ReceiveStatus.MISSING
+    assert late.diagnosis is not None and "after the deadline" in late.diagnosis.summary
+    assert missing.diagnosis is not None and "not seen" in missing.diagnosis.summary
+    assert late.diagnosis.action and missing.diagnosis.action
 
 
 async def test_not_found_is_pending_before_the_deadline_and_missing_from_it() -> None:
@@ -233,7 +249,8 @@ class CommittedThenSlow:
     """A backend that has begun deleting (committed) when check_timeout strikes."""
 
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace) -> Scan:
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
         trace.step = "delete"
         trace.commit()
         await asyncio.sleep(0.5)  # slow deletions
