@@ -3,7 +3,12 @@
 Every problem becomes one `ConfigError` whose lines read
 `FILE: key.path[2]: what is wrong`, so a user can go straight to the key.
 Interpolation runs on parsed string values, never on the raw text, so an
-environment value can't inject YAML structure.
+environment value can't inject YAML structure, and a value that came from the
+environment is never shown in an error (it may be a secret in the wrong key).
+
+The YAML is read with limits checked while it is composed, before anything is
+built: at most 1 MiB, 50,000 nodes, 32 levels, no aliases (eight levels of
+`*alias` in 342 bytes expand to a billion strings), no duplicate keys.
 """
 
 from __future__ import annotations
@@ -12,16 +17,24 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from monitor.config.models import Config
 
 _ENV_REF = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 # Values under these keys are never echoed back in an error message.
 _SECRET_KEYS = frozenset({"password", "token", "secret", "routing_key"})
+_HIDDEN = "invalid value (not shown: it comes from the environment)"
+# A real config is a few KiB and a few hundred nodes, five levels deep.
+_MAX_BYTES = 1024 * 1024
+_MAX_NODES = 50_000
+_MAX_DEPTH = 32
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class ConfigError(Exception):
@@ -42,18 +55,31 @@ def default_config_path() -> Path:
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a config file; raise ConfigError on any problem."""
     source = Path(path) if path is not None else default_config_path()
-    environ = os.environ if env is None else env
     try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
+        return _load(source, os.environ if env is None else env)
+    # The limits below should make these unreachable; if not, still an error, not a traceback.
+    except RecursionError:
+        raise ConfigError(source, [("", "nested too deeply to load")]) from None
+    except MemoryError:
+        raise ConfigError(source, [("", "too large to load")]) from None
+    except (ValueError, OverflowError) as exc:  # text not shown: it may hold a value
+        raise ConfigError(source, [("", f"a value is out of range ({type(exc).__name__})")]
+                          ) from None
+
+
+def _load(source: Path, environ: Mapping[str, str]) -> Config:
+    text = _read(source)
     try:
-        raw = yaml.safe_load(text)
+        raw = _Loader(text).get_single_data()
+    except _Refused as exc:
+        raise ConfigError(source, [(exc.path, f"{_line_column(exc.mark)}{exc.problem}")]
+                          ) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as NUL
+        where = _line_column_of(text, exc.position)
+        problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise ConfigError(source, [("", f"{where}invalid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f"line {mark.line + 1}, column {mark.column + 1}: "
+        where = _line_column(getattr(exc, "problem_mark", None))
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [("", f"{where}invalid YAML: {problem}")]) from None
     if raw is None:
@@ -62,26 +88,121 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(source, [("", "the top level must be a mapping of sections")])
 
     problems: list[tuple[str, str]] = []
-    data = _interpolate(raw, "", environ, problems)
+    interpolated: dict[str, list[str]] = {}
+    data = _interpolate(raw, "", environ, problems, interpolated)
     if problems:
         raise ConfigError(source, problems)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, list(_describe(exc))) from None
-    problems = list(_cross_check(config))
+        raise ConfigError(source, list(_describe(exc, interpolated))) from None
+    problems = list(_cross_check(config, interpolated))
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update={"source": source})
 
 
+def _read(source: Path) -> str:
+    try:
+        with source.open("rb") as file:
+            data = file.read(_MAX_BYTES + 1)  # never more, whatever the path is
+    except OSError as exc:
+        raise ConfigError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
+    if len(data) > _MAX_BYTES:
+        raise ConfigError(source, [("", "the file is larger than 1 MiB")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, line_start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8")) + 1  # valid up to the bad byte
+        problem = f"line {line}, column {column}: not valid UTF-8 (byte 0x{data[exc.start]:02x})"
+        raise ConfigError(source, [("", problem)]) from None
+
+
+class _Mark(Protocol):  # yaml.error.Mark or the C extension's Mark
+    line: int
+    column: int
+
+
+def _line_column(mark: _Mark | None) -> str:
+    return "" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}: "
+
+
+def _line_column_of(text: str, position: int) -> str:
+    line, line_start = text.count("\n", 0, position) + 1, text.rfind("\n", 0, position) + 1
+    return f"line {line}, column {position - line_start + 1}: "
+
+
+class _Refused(Exception):
+    """A YAML document the loader won't build: where, and why."""
+
+    def __init__(self, path: str, mark: _Mark | None, problem: str) -> None:
+        super().__init__(problem)
+        self.path, self.mark, self.problem = path, mark, problem
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with the limits checked as nodes are composed, before any is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+        # Key path of the node being composed; None stands for a mapping key.
+        self._path: list[str | int | None] = []
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+        event: yaml.NodeEvent = self.peek_event()  # type: ignore[no-untyped-call]
+        segment = index if isinstance(index, int) else (
+            str(index.value) if isinstance(index, ScalarNode) else None)
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(self._where(segment), event.start_mark,
+                           f"YAML aliases are not supported (found *{event.anchor}); "
+                           "write the value out")
+        self._nodes += 1
+        if self._nodes > _MAX_NODES:
+            raise _Refused("", event.start_mark, f"more than {_MAX_NODES} YAML nodes")
+        if len(self._path) >= _MAX_DEPTH:
+            raise _Refused("", event.start_mark, f"YAML nested deeper than {_MAX_DEPTH} levels")
+        self._path.append(segment)
+        try:
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self._path.pop()
+
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            # PyYAML keeps the last of two equal keys; `<<` merges are not duplicates.
+            if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
+                if (key.tag, key.value) in seen:
+                    raise _Refused(self._where(), key.start_mark,
+                                   f"duplicate key {key.value!r}")
+                seen.add((key.tag, key.value))
+        return node
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:  # such as the date 2001-13-45
+            raise ConstructorError(None, None, str(exc), node.start_mark) from None
+
+    def _where(self, *more: str | int | None) -> str:
+        return _loc_to_path(tuple(part for part in (*self._path, *more) if part is not None))
+
+
 def _interpolate(
-    value: Any, path: str, env: Mapping[str, str], problems: list[tuple[str, str]]
+    value: Any, path: str, env: Mapping[str, str], problems: list[tuple[str, str]],
+    interpolated: dict[str, list[str]],
 ) -> Any:
+    """Substitute `${NAME}`; record in `interpolated` each path's environment values."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, _join(path, k), env, problems) for k, v in value.items()}
+        return {k: _interpolate(v, _join(path, k), env, problems, interpolated)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
+        return [_interpolate(v, f"{path}[{i}]", env, problems, interpolated)
+                for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -92,6 +213,7 @@ def _interpolate(
         if name not in env:
             problems.append((path, f"environment variable {name} is not set"))
             return ""
+        interpolated.setdefault(path, []).append(env[name])
         return env[name]
 
     return _ENV_REF.sub(substitute, value)
@@ -108,35 +230,48 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _describe(exc: ValidationError) -> Iterator[tuple[str, str]]:
+def _describe(
+    exc: ValidationError, interpolated: Mapping[str, list[str]]
+) -> Iterator[tuple[str, str]]:
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
+        path = _loc_to_path(loc)
         kind = error["type"]
         message = str(error["msg"]).removeprefix("Value error, ")
         if kind == "extra_forbidden":
             message = "unknown key"
         elif kind == "missing":
             message = "required key is missing"
+        elif path in interpolated:  # never `(got ...)`, nor a message that quotes it
+            shown = [str(error.get("input")), *interpolated[path]]
+            if any(value and value in message for value in shown):
+                message = _HIDDEN
         elif (loc and loc[-1] not in _SECRET_KEYS and _is_scalar(error.get("input"))
               and str(error.get("input")) not in message):
             message = f"{message} (got {error['input']!r})"
-        yield _loc_to_path(loc), message
+        yield path, message
 
 
 def _is_scalar(value: object) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
 
 
-def _cross_check(config: Config) -> Iterator[tuple[str, str]]:
+def _cross_check(
+    config: Config, interpolated: Mapping[str, list[str]]
+) -> Iterator[tuple[str, str]]:
+    def shown(value: str, path: str) -> str:
+        return "the value from the environment" if path in interpolated else repr(value)
+
     for section in ("providers", "mailboxes", "subscriptions"):
         seen: set[str] = set()
         for i, item in enumerate(getattr(config, section)):
+            path = f"{section}[{i}].name"
             if item.name in seen:
-                yield f"{section}[{i}].name", f"duplicate name {item.name!r}"
+                yield path, f"duplicate name {shown(item.name, path)}"
             seen.add(item.name)
     mailbox_names = {m.name for m in config.mailboxes}
     for i, provider in enumerate(config.providers):
         for j, target in enumerate(provider.to):
             if "@" not in target and target not in mailbox_names:
-                yield (f"providers[{i}].to[{j}]",
-                       f"{target!r} is neither an address nor a configured mailbox")
+                path = f"providers[{i}].to[{j}]"
+                yield path, f"{shown(target, path)} is neither an address nor a configured mailbox"

@@ -2,7 +2,9 @@
 
 Unknown keys are rejected everywhere (`extra="forbid"`): a misspelt key is a
 silent misconfiguration otherwise. Secrets are `SecretStr` so they never show
-up in a repr, a log line or `--json` output.
+up in a repr, a log line or `--json` output. Strings that go into SMTP
+commands (EHLO name, addresses, host) are checked here, at load, so a bad one
+is a config error rather than a failure of every probe.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 import ssl
 from datetime import timedelta
@@ -17,12 +20,100 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from monitor.config.durations import Duration
+from monitor.config.durations import between
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _not_bool(value: object) -> object:
+    # YAML reads `yes` and `true` as booleans, which pydantic would take as 1.
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer, not a boolean")
+    return value
+
+
+# Not strict ints: "2525" from `${PORT}` is still a port.
+Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1)]
+Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
+
+_SECOND, _DAY = timedelta(seconds=1), timedelta(days=1)
+# Intervals and waits: under a second floods the server (0 divides by zero in the
+# scheduler); over 30 days is a typo.
+Interval = Annotated[timedelta, between(_SECOND, 30 * _DAY)]
+# Under 100 ms no SMTP reply can arrive; an hour is already a hung server.
+Timeout = Annotated[timedelta, between(timedelta(milliseconds=100), timedelta(hours=1))]
+
+# RFC 5321 §4.1.2 sub-domain: letters, digits and inner hyphens, at most 63 (RFC 1035).
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# A space ends an SMTP argument and CR/LF the command (RFC 5321 §4.1.1); the other
+# C0/C1 controls and Unicode line breaks have no place in one either.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # tab is fine
+
+
+def _ehlo_name(value: str) -> str:
+    """RFC 5321 §4.1.1.1: a domain, or an address literal [IPv4] / [IPv6:...] (§4.1.3)."""
+    if value.startswith("[") and value.endswith("]"):
+        literal = value[1:-1]
+        ipv6 = literal[:5].lower() == "ipv6:"
+        try:
+            if ipv6 and "%" not in literal:  # no zone index in an address literal
+                ipaddress.IPv6Address(literal[5:])
+                return value
+            if not ipv6:
+                ipaddress.IPv4Address(literal)
+                return value
+        except ValueError:
+            pass
+    elif len(value) <= 255 and all(_LABEL.fullmatch(label) for label in value.split(".")):
+        return value
+    raise ValueError("must be a domain name (letters, digits, hyphens and dots) or an address "
+                     "literal such as [192.0.2.1]")
+
+
+def _address(value: str) -> str:
+    # <> delimit the path in MAIL FROM:<...> (RFC 5321 §4.1.2).
+    if _SPACE_OR_CONTROL.search(value) or "<" in value or ">" in value:
+        raise ValueError("must not contain spaces, control characters, < or >")
+    local, _, domain = value.rpartition("@")
+    if not local or not domain or "@" in local:
+        raise ValueError("must be an address of the form local@domain")
+    return value
+
+
+def _recipient(value: str) -> str:
+    # Without an @ it names a mailbox, which the loader's cross-check resolves.
+    return _address(value) if "@" in value else value
+
+
+def _host(value: str) -> str:
+    if _SPACE_OR_CONTROL.search(value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+def _one_line(value: str) -> str:
+    # The subject becomes a header line; a line break would start another header.
+    if _CONTROL.search(value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+EhloName = Annotated[str, AfterValidator(_ehlo_name)]
+Address = Annotated[str, AfterValidator(_address)]
+Recipient = Annotated[str, AfterValidator(_recipient)]
+Host = Annotated[str, Field(min_length=1), AfterValidator(_host)]
 
 
 class Strict(BaseModel):
@@ -77,27 +168,27 @@ class AuthConfig(Strict):
 
 
 class Thresholds(Strict):
-    failure: int = Field(default=2, ge=1)
-    recovery: int = Field(default=1, ge=1)
-    latency_ms: int = Field(default=5000, ge=1)
+    failure: Count = 2
+    recovery: Count = 1
+    latency_ms: Count = 5000
 
 
 class ProviderConfig(Strict):
     name: Name
-    host: str = Field(min_length=1)
+    host: Host
     port: Port = 587
     tls: TlsMode = TlsMode.STARTTLS
     mode: ProbeMode = ProbeMode.CONNECT
     auth: AuthConfig | None = None
     tls_verify: bool = True
     ca_file: Path | None = None
-    helo: str | None = None
-    sender: str | None = Field(default=None, alias="from")
-    to: tuple[str, ...] = ()
-    subject: str = "Delivery Monitor probe"
-    interval: Duration = timedelta(seconds=60)
-    timeout: Duration = timedelta(seconds=30)
-    step_timeout: Duration | None = None  # defaults to settings.step_timeout
+    helo: EhloName | None = None
+    sender: Address | None = Field(default=None, alias="from")
+    to: tuple[Recipient, ...] = ()
+    subject: Annotated[str, AfterValidator(_one_line)] = "Delivery Monitor probe"
+    interval: Interval = timedelta(seconds=60)
+    timeout: Timeout = timedelta(seconds=30)
+    step_timeout: Timeout | None = None  # defaults to settings.step_timeout
     thresholds: Thresholds = Thresholds()
     # Posture check: VRFY/EXPN should be refused; an answer is a finding, not a failure.
     check_vrfy: bool = False
@@ -137,9 +228,9 @@ class MailboxKind(StrEnum):
 
 class MailboxConfig(Strict):
     name: Name
-    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    address: Address
     kind: MailboxKind
-    host: str | None = None
+    host: Host | None = None
     port: Port | None = None
     tls: TlsMode = TlsMode.IMPLICIT
     tls_verify: bool = True
@@ -149,7 +240,7 @@ class MailboxConfig(Strict):
     path: Path | None = None  # maildir
     token: SecretStr | None = None  # inbound: authenticates the posting service
     folders: tuple[str, ...] = ("INBOX",)
-    deliver_within: Duration = timedelta(minutes=5)
+    deliver_within: Interval = timedelta(minutes=5)
 
     @model_validator(mode="after")
     def _kind_has_what_it_needs(self) -> Self:
@@ -222,16 +313,18 @@ def parse_nameserver(value: str) -> tuple[str, int]:
 class Settings(Strict):
     # The EHLO name when a provider sets no `helo`. Computed once here, because
     # aiosmtplib otherwise resolves the FQDN in a thread on every connect.
-    helo: str = Field(default_factory=socket.gethostname)
-    step_timeout: Duration = timedelta(seconds=10)
-    retention: Duration = timedelta(days=30)
+    helo: EhloName = Field(default_factory=socket.gethostname)
+    step_timeout: Timeout = timedelta(seconds=10)
+    # Under an hour, the history `monitor status` reads is gone; ten years is plenty.
+    retention: Annotated[timedelta, between(timedelta(hours=1), 3650 * _DAY)] = timedelta(days=30)
     allow_private_destinations: bool = False
     # Plain-http subscriber URLs (a receiver on the same host or in a mesh); off by default.
     allow_http_destinations: bool = False
     # This monitor's external base URL, for links in Slack and PagerDuty messages.
     public_url: str | None = None
     # Per webhook request (Standard Webhooks suggests 15-30 s).
-    webhook_timeout: Duration = timedelta(seconds=15)
+    webhook_timeout: Annotated[timedelta, between(timedelta(milliseconds=100),
+                                                   timedelta(minutes=5))] = timedelta(seconds=15)
     # DNS server for pre-campaign checks: "ip", "ip:port" or "[ipv6]:port";
     # default: the system resolver.
     dns_server: str | None = None
