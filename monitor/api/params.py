@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from monitor.api.errors import ApiError, validation_details
+
+log = logging.getLogger("monitor.api")
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 1_000_000
@@ -72,14 +75,25 @@ async def read_body(request: Request, model: type[M]) -> M:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise ApiError(413, f"request body over {MAX_BODY} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:  # chunked bodies have no length to check up front
-            raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:  # chunked bodies have no length to check up front
+                raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    except ClientDisconnect:
+        # The client went away mid-body: nothing failed here and nobody reads the answer.
+        log.debug("client disconnected before the end of the body",
+                  extra={"action": "client_disconnected", "path": request.url.path,
+                         "bytes": len(body)})
+        raise ApiError(400, "the client disconnected before the end of the body",
+                       code="client_disconnected") from None
     try:
         data = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
+    except ValueError:
+        # int() refuses numbers over sys.get_int_max_str_digits() (4300) digits, CVE-2020-10735.
+        raise ApiError(400, "request body has a number with too many digits") from None
     except RecursionError:
         raise ApiError(400, "request body is nested too deeply") from None
     try:

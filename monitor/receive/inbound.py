@@ -9,28 +9,35 @@
 
 Authentication: the mailbox's `token`, as `Authorization: Bearer <token>` or
 `?token=<token>` (ESP webhooks cannot set headers; keep access logs free of
-query strings). Responses: 200 stored; 401 bad or missing token; 404 no such
-inbound mailbox; 413 body over `max_bytes`; 415 another content type;
-422 no message, or a message without the probe token header; 400 a malformed
-form. Errors are `{"error": {"code", "message", "details"}}`. Nothing is
-stored unless the answer is 200; accepted messages go into a Maildir under
+query strings). Responses: 200 stored; 401 no inbound mailbox by that name,
+or a bad or missing token — one answer for both, so names cannot be probed for;
+413 body over `max_bytes`; 415 another content type; 422 no message, or a
+message without the probe token header; 400 a malformed form. Errors are
+`{"error": {"code", "message", "details"}}`. Nothing is stored unless the
+answer is 200; accepted messages go into a Maildir under
 `<data_dir>/inbound/<mailbox>/` (`maildir.deliver`), where the `inbound`
 backend finds them like any Maildir — also after a restart.
+
+Forms and message headers are parsed in a worker thread: a 10 MB body takes long
+enough in pure Python to stall every other request and timer on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -40,8 +47,12 @@ from monitor.probe.message import TOKEN_HEADER
 from monitor.receive.backend import parse_headers, token_of
 from monitor.receive.maildir import deliver, inbound_dir
 
+log = logging.getLogger("monitor.inbound")
+
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MESSAGE_FIELDS = (b"email", b"body-mime")  # SendGrid Inbound Parse, Mailgun routes
+# Compared against when the mailbox does not exist, so that case costs the same work.
+_DECOY_DIGEST = hashlib.sha256(secrets.token_bytes(32)).digest()
 
 
 class _TooLarge(Exception):
@@ -72,19 +83,27 @@ class _Inbound:
 
     async def post(self, request: Request) -> Response:
         mailbox = self.config.mailbox(request.path_params["mailbox"])
-        if mailbox is None or mailbox.kind is not MailboxKind.INBOUND:
-            return _error(404, "not_found", "no inbound mailbox by that name")
-        if not _authorized(request, mailbox):
-            return _error(401, "unauthorized", "missing or wrong mailbox token",
+        if mailbox is not None and mailbox.kind is not MailboxKind.INBOUND:
+            mailbox = None
+        if not _authorized(request, mailbox) or mailbox is None:
+            return _error(401, "unauthorized",
+                          "no inbound mailbox by that name, or a missing or wrong token",
                           headers={"WWW-Authenticate": "Bearer"})
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             return self._too_large()
         try:
             body = await _read_body(request, self.max_bytes)
-            raw = _message_bytes(request.headers.get("content-type"), body)
         except _TooLarge:
             return self._too_large()
+        except ClientDisconnect:
+            # The ESP went away mid-body; it will retry. Not our error, and nobody listens.
+            log.debug("client disconnected before the end of the body",
+                      extra={"action": "client_disconnected", "mailbox": mailbox.name})
+            return _error(400, "client_disconnected", "the body ended early")
+        try:
+            raw, token = await run_in_threadpool(
+                _parse, request.headers.get("content-type"), body)
         except _BadForm as exc:
             return _error(400, "malformed_form", str(exc))
         if raw is None:
@@ -92,7 +111,6 @@ class _Inbound:
                           "send message/rfc822, or a form with an `email` or `body-mime` field")
         if not raw.strip():
             return _error(422, "no_message", "the request carries no message")
-        token = token_of(parse_headers(raw))
         if token is None:
             return _error(422, "not_a_probe", f"the message has no {TOKEN_HEADER} header")
         await asyncio.to_thread(deliver, inbound_dir(self.data_dir, mailbox.name), raw)
@@ -103,14 +121,21 @@ class _Inbound:
                       details={"max_bytes": self.max_bytes})
 
 
-def _authorized(request: Request, mailbox: MailboxConfig) -> bool:
-    assert mailbox.token is not None  # the config validator requires it for inbound
-    expected = mailbox.token.get_secret_value().encode()
+def _authorized(request: Request, mailbox: MailboxConfig | None) -> bool:
+    """Whether the request carries `mailbox`'s token; False, after the same work, for
+    no mailbox, so that timing does not tell a wrong name from a wrong token."""
+    if mailbox is None:
+        expected = _DECOY_DIGEST
+    else:
+        assert mailbox.token is not None  # the config validator requires it for inbound
+        expected = hashlib.sha256(mailbox.token.get_secret_value().encode()).digest()
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     offered = credentials.strip() if scheme.lower() == "bearer" else ""
     offered = offered or request.query_params.get("token", "")
-    # Constant time, so the token cannot be guessed byte by byte from response times.
-    return bool(offered) and secrets.compare_digest(offered.encode(), expected)
+    # Constant time, so the token cannot be guessed byte by byte from response times;
+    # digests, so neither does the time depend on the token's length.
+    match = secrets.compare_digest(hashlib.sha256(offered.encode()).digest(), expected)
+    return match and bool(offered) and mailbox is not None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -123,6 +148,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _parse(content_type: str | None, body: bytes) -> tuple[bytes | None, str | None]:
+    """The raw message (as `_message_bytes`) and its probe token. Blocking: run it in a
+    worker thread."""
+    raw = _message_bytes(content_type, body)
+    token = token_of(parse_headers(raw)) if raw and raw.strip() else None
+    return raw, token
 
 
 def _message_bytes(content_type: str | None, body: bytes) -> bytes | None:
@@ -150,7 +183,8 @@ def _first_field(fields: dict[bytes, bytes]) -> bytes:
 def _multipart_fields(body: bytes, boundary: bytes) -> dict[bytes, bytes]:
     """The exact bytes of the message fields; other parts (attachments) are skipped."""
     fields: dict[bytes, bytes] = {}
-    state: dict[str, Any] = {"header": b"", "value": b"", "name": None, "data": []}
+    state: dict[str, Any] = {"header": b"", "value": b"", "name": None, "data": [],
+                             "ended": False}
 
     def on_part_begin() -> None:
         state.update(name=None, data=[])
@@ -175,16 +209,22 @@ def _multipart_fields(body: bytes, boundary: bytes) -> dict[bytes, bytes]:
         if state["name"] in MESSAGE_FIELDS and state["name"] not in fields:
             fields[state["name"]] = b"".join(state["data"])
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })
+    def on_end() -> None:
+        state["ended"] = True
+
     try:
+        # The constructor refuses a boundary over 256 bytes (RFC 2046 §5.1.1 allows 70).
+        parser = MultipartParser(boundary, {
+            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+            "on_header_value": on_header_value, "on_header_end": on_header_end,
+            "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end,
+        })
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # the base of every python-multipart error
         raise _BadForm(f"malformed multipart body: {exc}") from None
+    if not state["ended"]:  # finalize() does not check (python-multipart 0.0.x)
+        raise _BadForm("malformed multipart body: it ends before the closing boundary")
     return fields
 
 

@@ -25,3 +25,5 @@ def setup_logging(level: str = "INFO") -> None:
     # These libraries log every request/job at INFO; our own lines say what matters.
     for noisy in ("apscheduler", "httpx", "httpcore", "uvicorn.access", "mail.log", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # It warns on every malformed form a client posts; the inbound route answers 400.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)

@@ -12,6 +12,12 @@ cloud metadata service (the Standard Webhooks spec, "Server side request forgery
 - a host whose addresses, *any* of them, are loopback, private (RFC 1918, RFC 4193 ULA),
   link-local, shared (RFC 6598), reserved or otherwise not globally routable.
 
+An IPv6 address that carries an IPv4 one is judged by that IPv4 address too: 6to4
+(2002::/16, RFC 3056), Teredo (2001::/32, RFC 4380: server and client), IPv4-mapped
+(::ffff:0:0/96), NAT64's well-known prefix (64:ff9b::/96, RFC 6052) and the deprecated
+IPv4-compatible form (::/96). A 6to4 relay or NAT64 gateway would forward
+`2002:7f00:1::` or `64:ff9b::a9fe:a9fe` to 127.0.0.1 or the metadata service.
+
 Even with `allow_private`, three kinds stay refused: the cloud metadata addresses, the
 unspecified address (0.0.0.0 connects to this host) and multicast. No webhook receiver
 lives there, and the metadata service hands out credentials.
@@ -39,10 +45,44 @@ METADATA_ADDRESSES = frozenset(
 )
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 §2.1, the well-known prefix
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291 §2.5.5.1, deprecated
+_ALWAYS_REFUSED = frozenset(
+    {EgressReason.METADATA, EgressReason.UNSPECIFIED, EgressReason.MULTICAST})
+
+
 def classify_address(address: IPAddress) -> EgressReason | None:
     """Why an address is not a public destination, or None when it is one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    refusal = _refusal(address)
+    return refusal[0] if refusal else None
+
+
+def _refusal(address: IPAddress) -> tuple[EgressReason, IPAddress] | None:
+    """The reason and the address it applies to: `address`, or an IPv4 one it embeds.
+    A reason that stays refused even with allow_private wins over the others."""
+    found = [(reason, a) for a in _judged(address) if (reason := _classify_one(a))]
+    return next((f for f in found if f[0] in _ALWAYS_REFUSED), found[0] if found else None)
+
+
+def _judged(address: IPAddress) -> list[IPAddress]:
+    """The addresses to judge: the embedded IPv4 ones first (the more telling message)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    if address.ipv4_mapped is not None:  # ::ffff:127.0.0.1 *is* 127.0.0.1
+        return [address.ipv4_mapped]
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    if address in _NAT64:  # a translation of the IPv4 address, nothing more
+        return [low32]
+    if address.sixtofour is not None:
+        return [address.sixtofour, address]
+    if address.teredo is not None:
+        return [*address.teredo, address]  # (server, client), client already un-XORed
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # not :: or ::1
+        return [low32, address]
+    return [address]
+
+
+def _classify_one(address: IPAddress) -> EgressReason | None:
     checks = (
         (address in METADATA_ADDRESSES, EgressReason.METADATA),
         (address.is_unspecified, EgressReason.UNSPECIFIED),
@@ -51,14 +91,10 @@ def classify_address(address: IPAddress) -> EgressReason | None:
         (address.is_link_local, EgressReason.LINK_LOCAL),
         (address.is_reserved, EgressReason.RESERVED),
         (address.is_private, EgressReason.PRIVATE),
-        # What remains: shared address space 100.64/10, NAT64 and friends.
+        # What remains: shared address space 100.64/10 and friends.
         (not address.is_global, EgressReason.NOT_GLOBAL),
     )
     return next((reason for hit, reason in checks if hit), None)
-
-
-_ALWAYS_REFUSED = frozenset(
-    {EgressReason.METADATA, EgressReason.UNSPECIFIED, EgressReason.MULTICAST})
 
 
 def host_of(url: str) -> str:
@@ -116,11 +152,13 @@ async def check_destination(url: str, *, allow_private: bool, allow_http: bool) 
     if not host:
         raise EgressRefused(EgressReason.NO_HOST, "the URL has no host")
     for address in await resolve(host, port or (443 if scheme == "https" else 80)):
-        reason = classify_address(address)
-        if reason is None or (allow_private and reason not in _ALWAYS_REFUSED):
+        refusal = _refusal(address)
+        if refusal is None or (allow_private and refusal[0] not in _ALWAYS_REFUSED):
             continue
+        reason, culprit = refusal
         hint = "" if reason in _ALWAYS_REFUSED else (
             " (set settings.allow_private_destinations to allow it)")
         name = host if host == str(address) else f"{host} ({address})"
-        raise EgressRefused(reason, f"{name} is a {reason.value.replace('_', '-')} "
-                            f"address{hint}")
+        kind = f"a {reason.value.replace('_', '-')} address"
+        what = f"embeds {culprit}, {kind}" if culprit != address else f"is {kind}"
+        raise EgressRefused(reason, f"{name} {what}{hint}")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from standardwebhooks import Webhook
 
 from monitor.events.model import Event, EventType
 from monitor.store import queries
-from tests.unit.api.conftest import Live
+from tests.unit.api.conftest import ADMIN, Live
 from tests.unit.test_detect import run
 
 
@@ -285,3 +287,41 @@ async def test_hostile_inputs_are_4xx_not_5xx(live: Live) -> None:
     response = await live.admin.post("/v1/subscriptions", content=huge,
                                      headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+async def test_a_number_over_the_digit_limit_is_400(live: Live) -> None:
+    # int() refuses over 4300 digits (CVE-2020-10735); json.loads raises ValueError then.
+    digits = b"1" * 5000
+    for path, body in (("/v1/subscriptions", b'{"name": "x", "kind": "generic", "url": '
+                        b'"https://a.example/", "max_attempts": ' + digits + b"}"),
+                       ("/v1/checks", b'{"provider": "sandbox", "seeds": [' + digits + b"]}"),
+                       ("/v1/subscriptions", digits)):
+        response = await live.admin.post(path, content=body,
+                                         headers={"content-type": "application/json"})
+        assert response.status_code == 400, (path, response.text)
+        error = error_of(response)
+        assert error["code"] == "bad_request" and "digits" in error["message"]
+        assert "1111" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/v1/subscriptions", "/v1/checks"])
+async def test_client_leaving_mid_body_is_not_an_error(live: Live, path: str,
+                                                       caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    caplog.set_level(logging.DEBUG, logger="monitor.api")
+    host, port = live.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ADMIN}\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                 '{"name": "half'.encode())
+    await writer.drain()
+    writer.close()  # 1000 bytes promised, 14 sent
+    await writer.wait_closed()
+
+    async def logged() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "monitor.api"]
+
+    [record] = await eventually(logged)
+    assert record.levelno == logging.DEBUG and record.exc_info is None, record.getMessage()
+    assert getattr(record, "action", None) == "client_disconnected"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from monitor.config import Config, MailboxConfig
-from monitor.receive import ReceiveOptions, ReceiveStatus, check_pending, inbound_app
+from monitor.receive import ReceiveOptions, ReceiveStatus, check_pending, inbound, inbound_app
 from monitor.receive.maildir import inbound_dir
 from tests.unit.receive.fakes import pending
 
@@ -40,13 +45,12 @@ def config() -> Config:
     ))
 
 
-@pytest.fixture
-async def server(config: Config, tmp_path: Path) -> AsyncIterator[str]:
-    app = inbound_app(config, tmp_path, max_bytes=MAX_BYTES)
+@contextlib.asynccontextmanager
+async def serving(app: Starlette, **options: Any) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **options))
     task = asyncio.create_task(uv.serve(sockets=[sock]))
     for _ in range(200):
         if uv.started:
@@ -57,6 +61,12 @@ async def server(config: Config, tmp_path: Path) -> AsyncIterator[str]:
     uv.should_exit = True
     await asyncio.wait_for(task, 10)
     sock.close()
+
+
+@pytest.fixture
+async def server(config: Config, tmp_path: Path) -> AsyncIterator[str]:
+    async with serving(inbound_app(config, tmp_path, max_bytes=MAX_BYTES)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -190,8 +200,6 @@ async def test_form_without_a_message_field_is_422(client: httpx.AsyncClient,
 async def test_other_failures_are_json_errors(client: httpx.AsyncClient, tmp_path: Path) -> None:
     auth = {"Authorization": f"Bearer {SECRET}"}
     cases = [
-        ("/inbound/nobody", {"Content-Type": "message/rfc822", **auth}, 404, "not_found"),
-        ("/inbound/md", {"Content-Type": "message/rfc822", **auth}, 404, "not_found"),
         ("/inbound/hook", {"Content-Type": "application/json", **auth}, 415,
          "unsupported_media_type"),
         ("/inbound/hook", {"Content-Type": "multipart/form-data", **auth}, 400, "malformed_form"),
@@ -203,3 +211,143 @@ async def test_other_failures_are_json_errors(client: httpx.AsyncClient, tmp_pat
     assert stored(tmp_path) == []
 
 
+
+
+@pytest.mark.parametrize(("path", "headers", "params"), [
+    ("/inbound/nobody", {}, {}),
+    ("/inbound/nobody", {"Authorization": f"Bearer {SECRET}"}, {}),  # another mailbox's token
+    ("/inbound/nobody", {}, {"token": "wrong"}),
+    ("/inbound/md", {"Authorization": f"Bearer {SECRET}"}, {}),  # exists, but not inbound
+    ("/inbound/hook", {}, {}),
+    ("/inbound/hook", {"Authorization": "Bearer wrong"}, {}),
+])
+async def test_unknown_mailbox_and_bad_token_answer_alike(
+        client: httpx.AsyncClient, tmp_path: Path, path: str, headers: dict[str, str],
+        params: dict[str, str]) -> None:
+    """Nothing in the answer tells whether a mailbox name exists (no enumeration)."""
+    response = await client.post(path, content=probe_message(), params=params,
+                                 headers={"Content-Type": "message/rfc822", **headers})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {"error": {
+        "code": "unauthorized", "details": {},
+        "message": "no inbound mailbox by that name, or a missing or wrong token"}}
+    assert stored(tmp_path) == []
+
+
+def _part(headers: bytes, value: bytes = b"x", boundary: bytes = b"B") -> bytes:
+    """One part in a form: `headers`, the blank line, `value`, the closing boundary."""
+    return b"--%s\r\n%s\r\n\r\n%s\r\n--%s--\r\n" % (boundary, headers, value, boundary)
+
+
+EMAIL_FIELD = b'Content-Disposition: form-data; name="email"'
+
+
+@pytest.mark.parametrize(("content_type", "body", "status"), [
+    # python-multipart refuses boundaries over 256 bytes (RFC 2046 §5.1.1 allows 70).
+    ("multipart/form-data; boundary=" + "b" * 257, _part(EMAIL_FIELD, boundary=b"b" * 257), 400),
+    ("multipart/form-data; boundary=" + "b" * 10_000, b"--" + b"b" * 10_000 + b"\r\n", 400),
+    ("multipart/form-data", _part(EMAIL_FIELD), 400),  # no boundary
+    ('multipart/form-data; boundary=""', _part(EMAIL_FIELD), 400),
+    ("multipart/form-data; boundary", _part(EMAIL_FIELD), 400),
+    ("multipart/form-data;;;=;boundary=;", _part(EMAIL_FIELD), 400),
+    ('multipart/form-data; boundary="B', _part(EMAIL_FIELD), 400),  # unterminated quote
+    ("multipart/form-data; boundary*=utf-8''%ff%fe", _part(EMAIL_FIELD), 400),
+    ("multipart/form-data; boundary=B; boundary=C", _part(EMAIL_FIELD, boundary=b"C"), 422),
+    ("multipart/form-data; boundary=\xe9\xff", _part(EMAIL_FIELD, boundary=b"\xe9\xff"), 422),
+    ("multipart/form-data; boundary=B", _part(EMAIL_FIELD + b"x" * 100_000), 400),  # long line
+    ("multipart/form-data; boundary=B", _part(b"X" * 100_000 + b": v"), 400),
+    ("multipart/form-data; boundary=B", _part(b"\xff\xfe: v"), 400),  # non-ASCII header name
+    ("multipart/form-data; boundary=B", _part(b"\r\n".join([b"X: v"] * 9)), 400),  # 9 headers
+    ("multipart/form-data; boundary=B",
+     _part(b'Content-Disposition: form-data; name="\xff\xfe"'), 422),  # non-UTF-8 field name
+    ("multipart/form-data; boundary=B",
+     _part(b"Content-Disposition: form-data; name*=utf-8''%ff"), 422),
+    ("multipart/form-data; boundary=B", b"--B\r\n" + EMAIL_FIELD + b"\r\n\r\ncut", 400),
+    ("multipart/form-data; boundary=B", b"\xff" * 1000, 400),
+    ("application/x-www-form-urlencoded", b"%ff%fe=\xff&&&===&email", 422),
+    ("text/plain; charset=\xff", b"x", 415),
+    ("message/rfc822; x*=''%", probe_message(), 200),
+])
+async def test_hostile_forms_are_4xx_never_500(config: Config, tmp_path: Path,
+                                               content_type: str, body: bytes,
+                                               status: int) -> None:
+    # A roomier limit than MAX_BYTES: the parser's own limits are what is under test.
+    async with serving(inbound_app(config, tmp_path, max_bytes=1_000_000)) as url, \
+            httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post(f"/inbound/hook?token={SECRET}", content=body,
+                                     headers=[(b"Content-Type", content_type.encode("latin-1"))])
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error"]["code"] == "malformed_form"
+
+
+async def test_a_100_kb_boundary_is_400(config: Config, tmp_path: Path) -> None:
+    # h11 refuses header blocks over 16 KB by default; not every server in front does.
+    boundary = "b" * 100_000
+    async with serving(inbound_app(config, tmp_path, max_bytes=1_000_000),
+                       h11_max_incomplete_event_size=1_000_000) as url, \
+            httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post(
+            f"/inbound/hook?token={SECRET}", content=b"--" + boundary.encode() + b"\r\n",
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "malformed_form" and "boundary" in error["message"].lower()
+    assert len(error["message"]) < 200  # the boundary is not echoed
+
+
+async def test_client_leaving_mid_body_is_not_an_error(server: str,
+                                                       caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    caplog.set_level(logging.DEBUG, logger="monitor.inbound")
+    caplog.set_level(logging.DEBUG, logger="uvicorn.error")
+    logging.getLogger("uvicorn.error").addHandler(caplog.handler)  # uvicorn does not propagate
+    try:
+        host, port = server.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"POST /inbound/hook?token={SECRET} HTTP/1.1\r\nHost: {host}\r\n"
+                     "Content-Type: message/rfc822\r\nContent-Length: 1000\r\n\r\n"
+                     "Subject: half".encode())
+        await writer.drain()
+        writer.close()  # 1000 bytes promised, 13 sent
+        await writer.wait_closed()
+        for _ in range(500):  # whichever comes first: our debug line or uvicorn's traceback
+            if caplog.records:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
+    [record] = caplog.records
+    assert record.name == "monitor.inbound", record.getMessage()
+    assert record.levelno == logging.DEBUG and record.exc_info is None
+    assert getattr(record, "action", None) == "client_disconnected"
+
+
+async def test_forms_are_parsed_off_the_event_loop(client: httpx.AsyncClient, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one form is being parsed, the loop answers another request."""
+    parsing, release = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+    real = inbound._multipart_fields
+
+    def slow_parse(body: bytes, boundary: bytes) -> dict[bytes, bytes]:
+        seen["thread"] = threading.get_ident()
+        parsing.set()
+        # On the loop thread this wait would block the loop, so nobody could set `release`.
+        seen["released"] = release.wait(timeout=5)
+        return real(body, boundary)
+
+    monkeypatch.setattr(inbound, "_multipart_fields", slow_parse)
+    form = asyncio.create_task(client.post(f"/inbound/hook?token={SECRET}",
+                                           files=sendgrid(probe_message("dm-slow"))))
+    assert await asyncio.to_thread(parsing.wait, 5)
+    other = await client.post("/inbound/hook", content=probe_message("dm-quick"),
+                              headers={"Content-Type": "message/rfc822",
+                                       "Authorization": f"Bearer {SECRET}"})
+    release.set()
+    assert other.status_code == 200, other.text
+    assert (await form).status_code == 200
+    assert seen["released"] is True, "the parser blocked the event loop"
+    assert seen["thread"] != threading.get_ident()
+    assert len(stored(tmp_path)) == 2

@@ -102,3 +102,63 @@ async def test_message_names_the_host_but_never_the_path() -> None:
     assert "127.0.0.1" in caught.value.message
     assert "SeCrEt" not in caught.value.message
     assert "allow_private_destinations" in caught.value.message
+
+
+# IPv6 forms that carry an IPv4 address: 6to4 (RFC 3056) puts it in bits 16-48, Teredo
+# (RFC 4380) carries the server plainly and the client XOR 0xffffffff, IPv4-mapped
+# (RFC 4291 §2.5.5.2), NAT64's well-known prefix (RFC 6052) and the deprecated
+# IPv4-compatible form in the last 32 bits. Each is judged by the IPv4 address it embeds.
+@pytest.mark.parametrize(("url", "reason"), [
+    ("https://[2002:7f00:1::]/", EgressReason.LOOPBACK),  # 6to4, 127.0.0.1
+    ("https://[2002:a00:1::1]/", EgressReason.PRIVATE),  # 6to4, 10.0.0.1
+    ("https://[2002:a9fe:101::]/", EgressReason.LINK_LOCAL),  # 6to4, 169.254.1.1
+    ("https://[2002:a9fe:a9fe::]/", EgressReason.METADATA),  # 6to4, 169.254.169.254
+    ("https://[2001:0:7f00:1::]/", EgressReason.LOOPBACK),  # Teredo server 127.0.0.1
+    ("https://[2001:0:5db8:d70e::f5ff:fffe]/", EgressReason.PRIVATE),  # Teredo client 10.0.0.1
+    ("https://[2001:0:5db8:d70e::5601:5601]/", EgressReason.METADATA),  # client 169.254.169.254
+    ("https://[::ffff:10.0.0.1]/", EgressReason.PRIVATE),  # IPv4-mapped
+    ("https://[::ffff:169.254.1.1]/", EgressReason.LINK_LOCAL),
+    ("https://[::ffff:169.254.169.254]/", EgressReason.METADATA),
+    ("https://[64:ff9b::7f00:1]/", EgressReason.LOOPBACK),  # NAT64, 127.0.0.1
+    ("https://[64:ff9b::a00:1]/", EgressReason.PRIVATE),  # NAT64, 10.0.0.1
+    ("https://[64:ff9b::a9fe:a9fe]/", EgressReason.METADATA),  # NAT64, 169.254.169.254
+    ("https://[::a9fe:a9fe]/", EgressReason.METADATA),  # IPv4-compatible
+])
+async def test_ipv6_forms_embedding_a_non_public_ipv4_are_refused(url: str,
+                                                                  reason: EgressReason) -> None:
+    assert await refused(url) is reason
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("https://[2002:a9fe:a9fe::]/", EgressReason.METADATA),
+    ("https://[2002::]/", EgressReason.UNSPECIFIED),  # 6to4, 0.0.0.0
+    ("https://[2002:e000:1::]/", EgressReason.MULTICAST),  # 6to4, 224.0.0.1
+    ("https://[2001:0:a9fe:a9fe::]/", EgressReason.METADATA),  # Teredo server
+    ("https://[2001:0:5db8:d70e::5601:5601]/", EgressReason.METADATA),  # Teredo client
+    ("https://[64:ff9b::a9fe:a9fe]/", EgressReason.METADATA),
+    ("https://[64:ff9b::]/", EgressReason.UNSPECIFIED),
+    ("https://[::a9fe:a9fe]/", EgressReason.METADATA),
+])
+async def test_embedded_metadata_unspecified_and_multicast_stay_refused(
+        url: str, reason: EgressReason) -> None:
+    assert await refused(url, allow_private=True) is reason
+
+
+@pytest.mark.parametrize("url", [
+    "https://[2002:5db8:d70e::1]/hook",  # 6to4 for 93.184.215.14
+    "https://[64:ff9b::5db8:d70e]/hook",  # what DNS64 answers for 93.184.215.14
+])
+async def test_ipv6_forms_of_a_public_ipv4_pass(url: str) -> None:
+    await check_destination(url, allow_private=False, allow_http=False)
+
+
+async def test_teredo_is_refused_even_for_public_ipv4() -> None:
+    # Teredo (2001::/32) sits in 2001::/23, which IANA lists as not globally reachable.
+    assert await refused("https://[2001:0:5db8:d70e::a247:28f1]/") is EgressReason.PRIVATE
+
+
+async def test_message_names_the_embedded_ipv4() -> None:
+    with pytest.raises(EgressRefused) as caught:
+        await check_destination("https://[2002:7f00:1::]/", allow_private=False,
+                                allow_http=False)
+    assert caught.value.message.startswith("2002:7f00:1:: embeds 127.0.0.1, a loopback address")
