@@ -145,10 +145,14 @@ def detect(previous: ProviderState, result: ProbeResult, policy: Thresholds,
     fingerprint, alerted = previous.certificate_fingerprint, previous.certificate_alerted
     cert = result.tls.certificate if result.tls is not None else None
     if cert is not None and cert.not_after is not None:
-        if cert.fingerprint_sha256 != fingerprint:  # a new certificate starts afresh
-            fingerprint, alerted = cert.fingerprint_sha256, ()
         days_left = (cert.not_after - now).total_seconds() / 86400
         crossed = [t for t in CERT_THRESHOLDS if days_left <= t]
+        if cert.fingerprint_sha256 != fingerprint:  # a new certificate starts afresh
+            if alerted and not crossed:  # the one we warned about was replaced in time
+                emit(EventType.TLS_CERTIFICATE_RENEWED, days_left=round(days_left, 2),
+                     not_after=cert.not_after.isoformat(), subject=cert.subject,
+                     issuer=cert.issuer)
+            fingerprint, alerted = cert.fingerprint_sha256, ()
         if crossed and min(crossed) not in alerted:
             threshold = min(crossed)
             # Announce only the nearest threshold; the larger ones are implied.

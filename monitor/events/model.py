@@ -22,6 +22,7 @@ class EventType(StrEnum):
     PROBE_DEGRADED = "probe.degraded"
     PROBE_LATENCY_RECOVERED = "probe.latency_recovered"
     TLS_CERTIFICATE_EXPIRING = "tls.certificate_expiring"
+    TLS_CERTIFICATE_RENEWED = "tls.certificate_renewed"
     DELIVERY_FAILED = "delivery.failed"
     DELIVERY_RECOVERED = "delivery.recovered"
     CHECK_COMPLETED = "check.completed"
@@ -35,13 +36,16 @@ class EventType(StrEnum):
     @property
     def resolves(self) -> bool:
         return self in (EventType.PROBE_RECOVERED, EventType.PROBE_LATENCY_RECOVERED,
-                        EventType.DELIVERY_RECOVERED)
+                        EventType.DELIVERY_RECOVERED, EventType.TLS_CERTIFICATE_RENEWED)
 
 
 _FAMILY = {
     EventType.PROBE_FAILED: "probe", EventType.PROBE_RECOVERED: "probe",
     EventType.PROBE_DEGRADED: "latency", EventType.PROBE_LATENCY_RECOVERED: "latency",
     EventType.DELIVERY_FAILED: "delivery", EventType.DELIVERY_RECOVERED: "delivery",
+    # The expiring type's own name, as before renewals resolved it: PagerDuty incidents
+    # opened by an earlier version keep their dedup_key.
+    EventType.TLS_CERTIFICATE_RENEWED: "tls.certificate_expiring",
 }
 
 

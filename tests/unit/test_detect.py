@@ -173,13 +173,26 @@ def test_certificate_expiring_once_per_threshold_and_after_restart() -> None:
     assert t.tick(run(not_after=not_after)) == []
 
 
-def test_certificate_renewal_resets_thresholds() -> None:
+def test_certificate_renewal_resolves_the_warning_and_resets_thresholds() -> None:
     t = Ticks()
     assert t.tick(run(not_after=NOW + timedelta(days=10), fingerprint="old")) == [
         "tls.certificate_expiring"]
+    assert t.tick(run(not_after=NOW + timedelta(days=90), fingerprint="new")) == [
+        "tls.certificate_renewed"]
     assert t.tick(run(not_after=NOW + timedelta(days=90), fingerprint="new")) == []
     t.now += timedelta(days=70)
     assert t.tick(run(not_after=NOW + timedelta(days=90), fingerprint="new")) == [
+        "tls.certificate_expiring"]
+
+
+def test_a_new_certificate_nobody_was_warned_about_is_no_renewal() -> None:
+    t = Ticks()
+    assert t.tick(run(not_after=NOW + timedelta(days=90), fingerprint="a")) == []
+    assert t.tick(run(not_after=NOW + timedelta(days=80), fingerprint="b")) == []
+    # Replaced by one that expires soon too: still expiring, not renewed.
+    assert t.tick(run(not_after=NOW + timedelta(days=6), fingerprint="c")) == [
+        "tls.certificate_expiring"]
+    assert t.tick(run(not_after=NOW + timedelta(days=5), fingerprint="d")) == [
         "tls.certificate_expiring"]
 
 

@@ -65,6 +65,8 @@ def headline(event: Event) -> str:
         case EventType.TLS_CERTIFICATE_EXPIRING:
             days = d.get("days_left", d.get("threshold_days"))
             return f"{who}: TLS certificate expires {_days(days)}"
+        case EventType.TLS_CERTIFICATE_RENEWED:
+            return f"{who}: TLS certificate renewed, now expires {_days(d.get('days_left'))}"
         case EventType.DELIVERY_FAILED:
             return f"{who}: test message {d.get('message') or 'not delivered'}"
         case EventType.DELIVERY_RECOVERED:

@@ -14,6 +14,7 @@ from monitor.config.models import SubscriptionConfig
 from monitor.events.model import Event, EventType
 from monitor.webhooks.channels import CHANNELS, Destination, channel_for, render
 from monitor.webhooks.channels.pagerduty import PagerDutyChannel
+from monitor.webhooks.channels.text import headline
 from monitor.webhooks.outcome import OutcomeKind
 from monitor.webhooks.signing import generate_secret, verify
 from tests.unit.webhooks.shapes import pagerduty_problems, slack_problems
@@ -183,6 +184,18 @@ def test_pagerduty_trigger_field_by_field() -> None:
         "diagnosis": "the mailbox does not exist",
         "next_step": "check the seed address in `to`",
     }
+
+
+def test_certificate_renewed_resolves_the_expiring_incident() -> None:
+    expiring = event(EventType.TLS_CERTIFICATE_EXPIRING, days_left=6.5, threshold_days=7)
+    renewed = event(EventType.TLS_CERTIFICATE_RENEWED, days_left=89.9)
+    trigger, resolve = body_of(expiring, PD), body_of(renewed, PD)
+    assert [trigger["event_action"], resolve["event_action"]] == ["trigger", "resolve"]
+    # The key an earlier version used for the expiring incident, so it still resolves.
+    assert resolve["dedup_key"] == trigger["dedup_key"] == (
+        "delivery-monitor/sendgrid-relay/tls.certificate_expiring")
+    assert pagerduty_problems(resolve) == []
+    assert headline(renewed) == "sendgrid-relay: TLS certificate renewed, now expires in 90 days"
 
 
 def test_fail_then_recover_is_trigger_then_resolve_with_one_dedup_key() -> None:
