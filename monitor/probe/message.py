@@ -14,13 +14,15 @@ line of its own — as it is, and also spares the message any need for 8BITMIME.
 
 from __future__ import annotations
 
-import functools
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+
+from cachetools import LRUCache
 
 TOKEN_HEADER = "X-Delivery-Monitor-Token"
 _TOKEN_HEX = 24
@@ -48,8 +50,28 @@ def new_token() -> str:
     return "dm-" + secrets.token_hex(_TOKEN_HEX // 2)
 
 
-@functools.lru_cache(maxsize=256)
+# Bounded by bytes: a campaign's HTML may be 1 MB, and an entry count would let 256
+# of them pin 256 MB. A template larger than the whole cache is built every time.
+TEMPLATE_CACHE_BYTES = 8 * 1024 * 1024
+_templates: LRUCache[tuple[MessageSpec, str], bytes] = LRUCache(
+    maxsize=TEMPLATE_CACHE_BYTES, getsizeof=len)
+_templates_lock = threading.Lock()
+
+
 def _template(spec: MessageSpec, helo: str) -> bytes:
+    key = (spec, helo)
+    with _templates_lock:
+        cached = _templates.get(key)
+    if cached is not None:
+        return cached
+    wire = _build_template(spec, helo)
+    if len(wire) <= TEMPLATE_CACHE_BYTES:
+        with _templates_lock:
+            _templates[key] = wire
+    return wire
+
+
+def _build_template(spec: MessageSpec, helo: str) -> bytes:
     message = EmailMessage(policy=SMTP)
     domain = spec.sender.rpartition("@")[2] or helo
     message["Date"] = _DATE_SLOT

@@ -82,3 +82,21 @@ def test_token_is_in_both_bodies_whatever_encoding_the_content_needs() -> None:
         assert text is not None
         assert spec.text.rstrip() in text.get_content().replace("\r\n", "\n")
         assert "x" * 24 not in wire.decode("ascii")  # and the wire is 7-bit clean
+
+
+def test_the_template_cache_is_bounded_by_bytes_not_entries() -> None:
+    from monitor.probe import message as module
+
+    module._templates.clear()
+    html = "<p>" + "campaign " * 100_000 + "</p>"  # ~900 KB, as a real campaign may be
+    for i in range(30):
+        spec = MessageSpec(sender="p@example.test", recipients=("s@example.test",),
+                           subject=f"campaign {i}", html=html)
+        build_message(spec, token=new_token(), now=datetime(2026, 1, 1, tzinfo=UTC),
+                      helo="h.test")
+    assert module._templates.currsize <= module.TEMPLATE_CACHE_BYTES
+    assert 0 < len(module._templates) < 30
+    # An entry is still reused: the same spec builds no new template.
+    before = module._templates.currsize
+    build_message(spec, token=new_token(), now=datetime(2026, 1, 1, tzinfo=UTC), helo="h.test")
+    assert module._templates.currsize == before
