@@ -57,6 +57,12 @@ def main() -> int:
             ServerProcess(Path(tmp)) as server, asyncio.Runner() as runner:
         print(f"server: aiosmtpd sandbox on {server.host}:{server.port} in its own process; "
               f"{os.cpu_count()} CPUs", file=sys.stderr)
+        for argv in (clients.swaks(server), clients.check_smtp(server, starttls=True)):
+            problem = clients.peer_problem(argv)
+            if problem:  # a ratio against a peer that failed would measure its failure
+                print(f"error: {Path(argv[0]).name} does not work here: {problem}",
+                      file=sys.stderr)
+                return 2
         rows = list(Bench(runner, server, Path(tmp), preset).rows())
     elapsed = time.perf_counter() - started
 

@@ -10,6 +10,7 @@ certificate, the result model.
 from __future__ import annotations
 
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 from shutil import which
@@ -124,6 +125,23 @@ def swaks(server: ServerInfo) -> list[str]:
 
 
 CHECK_SMTP = "/usr/lib/nagios/plugins/check_smtp"
+# What the peers print when they skipped the work they were asked for (swaks without
+# Net::SSLeay gives up before STARTTLS).
+_PEER_GAVE_UP = ("TLS not available", "requires Net::SSLeay")
+
+
+def peer_problem(argv: list[str]) -> str | None:
+    """Run a peer once: None when it did its whole job, else what went wrong."""
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                          timeout=60)
+    output = (done.stdout + done.stderr).decode(errors="replace")
+    gave_up = next((line for line in output.splitlines()
+                    if any(marker in line for marker in _PEER_GAVE_UP)), None)
+    if gave_up is not None:
+        return gave_up.strip(" *")
+    if done.returncode != 0:
+        return f"exit {done.returncode}: {output.strip()[-300:]}"
+    return None
 
 
 def check_smtp(server: ServerInfo, *, starttls: bool) -> list[str]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite talks to: the real postfix and dovecot it probes,
-# and swaks/check_smtp that bench/ measures against. Installed only when missing,
+# and swaks/check_smtp that bench/ measures against (swaks needs libnet-ssleay-perl
+# for STARTTLS, a Recommends that --no-install-recommends leaves out). Installed only when missing,
 # with the distribution's services left stopped: the tests start their own
 # instances on loopback, from config files under tests/.
 # Usage: install-system-deps.sh demo|test   (demo needs only python3-venv)
@@ -8,7 +9,7 @@ set -euo pipefail
 packages=(python3-venv)
 if [ "${1:-test}" = "test" ]; then
     packages+=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
-               swaks monitoring-plugins-basic)
+               swaks libnet-ssleay-perl monitoring-plugins-basic)
 fi
 missing=()
 for p in "${packages[@]}"; do
