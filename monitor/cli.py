@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.store.errors import SchemaTooNew
+from monitor.store.errors import SchemaTooNew, SecretKeyError
 
 # Each command imports what it needs when it runs: `monitor probe` should not pay for
 # the database, HTTP and DNS stacks of the others (start-up time is most of a CLI run).
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return _run(args)
-    except (ConfigError, SchemaTooNew) as exc:
+    except (ConfigError, SchemaTooNew, SecretKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.config import Config
 from monitor.service.metrics import Metrics
+from monitor.store.crypto import Cipher
 from monitor.store.db import make_engine, sessions
 
 
@@ -45,8 +46,10 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
-    def create(cls, config: Config, database_url: str) -> AppContext:
-        engine = make_engine(database_url)
+    def create(cls, config: Config, database_url: str,
+               cipher: Cipher | None = None) -> AppContext:
+        """`cipher` None: MONITOR_SECRET_KEY, or an SQLite database's key file."""
+        engine = make_engine(database_url, cipher)
         return cls(config=config, engine=engine, sessions=sessions(engine))
 
     def track(self, task: asyncio.Task[object]) -> None:

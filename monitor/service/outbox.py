@@ -132,7 +132,8 @@ class Outbox:
         if outcome.kind is OutcomeKind.DELIVERED:
             status = "delivered"
         elif outcome.kind is OutcomeKind.TRANSIENT:
-            next_at = self.policy.next_attempt_at(attempt_no, finished, outcome.retry_after)
+            next_at = self.policy.next_attempt_at(attempt_no - delivery.schedule_start,
+                                                  finished, outcome.retry_after)
             status = "pending" if next_at is not None else "dead"
         elif outcome.kind is OutcomeKind.DISABLE:
             status = "disabled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -20,7 +21,11 @@ from monitor.service.logs import setup_logging
 from monitor.service.outbox import outbox_worker
 from monitor.service.receiving import check_receive
 from monitor.service.scheduler import RECEIVE_EVERY
-from monitor.store.db import database_url, make_engine, migrate
+from monitor.store import queries
+from monitor.store.crypto import Cipher, load_cipher
+from monitor.store.db import database_url, make_engine, migrate, sessions
+
+log = logging.getLogger("monitor.service")
 
 
 def listen_address() -> tuple[str, int]:
@@ -31,11 +36,20 @@ def listen_address() -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def check_schema(url: str) -> None:
-    """Migrate before serving, so a too-new schema fails fast with a clear message."""
-    engine = make_engine(url)
+async def prepare_database(url: str, cipher: Cipher) -> None:
+    """Migrate, and bring every stored secret under the newest key, before serving.
+
+    A too-new schema (SchemaTooNew) or a key that opens nothing stored
+    (SecretKeyError) fails fast, as one line, before any port opens.
+    """
+    engine = make_engine(url, cipher)
     try:
         await migrate(engine)
+        async with sessions(engine)() as session, session.begin():
+            changed = await queries.reencrypt_subscriptions(session)
+        if changed:
+            log.info("subscription secrets re-encrypted under the newest key",
+                     extra={"action": "reencrypt", "subscriptions": changed})
     finally:
         await engine.dispose()
 
@@ -66,8 +80,11 @@ def serve(config_path: Path | None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     url = database_url()
-    asyncio.run(check_schema(url))
-    ctx = AppContext.create(config, url)
+    # PostgreSQL without MONITOR_SECRET_KEY raises SecretKeyError: the command line
+    # prints it and exits 2 (replicas must share the key; none may make its own).
+    cipher = load_cipher(url)
+    asyncio.run(prepare_database(url, cipher))
+    ctx = AppContext.create(config, url, cipher)
     app = service_app(ctx, tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            lifespan="on", access_log=False))

@@ -4,11 +4,18 @@ SQLite (aiosqlite, WAL) under ./data by default; PostgreSQL (asyncpg) when
 MONITOR_DATABASE_URL says so. The service migrates on start — under an
 advisory lock on PostgreSQL, so replicas starting together don't race — and
 refuses to run against a schema newer than it knows.
+
+Every engine carries the cipher of its encrypted columns (monitor.store.crypto).
+An SQLite database is private to the service: its file (and so its WAL and
+shared-memory files, which SQLite creates with the database's mode) is 0600, and
+the default ./data directory 0700.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +28,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from monitor.store.errors import SchemaTooNew
+from monitor.store.crypto import Cipher, bind_cipher, load_cipher
+from monitor.store.errors import SchemaTooNew, SecretKeyError
 
-__all__ = ["SchemaTooNew", "database_url", "make_engine", "migrate", "sessions"]
+__all__ = ["SchemaTooNew", "SecretKeyError", "database_url", "make_engine", "migrate",
+           "sessions"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x6D6F6E69  # "moni": pg_advisory_xact_lock key for migrations
@@ -35,12 +44,43 @@ def database_url(env: Mapping[str, str] | None = None) -> str:
     if url:
         return url
     data = Path("data").absolute()
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _owner_only(data, 0o700)  # a ./data made by an older version is 0755
     return f"sqlite+aiosqlite:///{data / 'monitor.db'}"
 
 
-def make_engine(url: str) -> AsyncEngine:
+def _owner_only(path: Path, mode: int) -> None:
+    with contextlib.suppress(OSError):  # not ours to change (a mounted volume): leave it
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(mode)
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the database file 0600 before SQLite does (it would use 0644 & ~umask).
+
+    SQLite gives the -wal and -shm files the mode of the database file, so they
+    follow; files left by an older version are narrowed too.
+    """
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    with contextlib.suppress(FileExistsError, FileNotFoundError):  # no dir: SQLite says so
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        _owner_only(file, 0o600)
+
+
+def make_engine(url: str, cipher: Cipher | None = None) -> AsyncEngine:
+    """An engine for `url`, its encrypted columns using `cipher`.
+
+    Without one, the cipher is loaded from the environment (`load_cipher`), which
+    raises SecretKeyError on PostgreSQL without MONITOR_SECRET_KEY.
+    """
+    if cipher is None:
+        cipher = load_cipher(url)
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         # hide_parameters: a database error must not carry secrets (webhook secrets,
         # routing keys, Slack URLs) into an exception message and from there into a log.
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
@@ -54,10 +94,11 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
-
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               hide_parameters=True)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                                     hide_parameters=True)
+    bind_cipher(engine.sync_engine.dialect, cipher)
+    return engine
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -25,6 +25,7 @@ from monitor.events.model import Event
 from monitor.events.state import ProviderState
 from monitor.ids import new_id
 from monitor.probe.result import ProbeResult
+from monitor.store.crypto import cipher_for
 from monitor.store.tables import (
     CheckRow,
     DeliveryAttemptRow,
@@ -133,6 +134,40 @@ def subscribed(sub: SubscriptionRow, event: Event) -> bool:
     type_ok = any(fnmatch.fnmatchcase(event.type.value, pattern) for pattern in sub.events)
     provider_ok = "*" in sub.providers or (event.provider in sub.providers)
     return type_ok and provider_ok
+
+
+# The subscription columns as stored (Fernet tokens, or legacy plaintext), without the
+# model's decrypting types.
+_stored_subscription = sa.table("subscription", sa.column("id", sa.String),
+                                sa.column("url", sa.String), sa.column("routing_key", sa.String),
+                                sa.column("secrets", sa.JSON))
+
+
+async def reencrypt_subscriptions(session: AsyncSession) -> int:
+    """Rewrite every subscription secret not under the newest key; how many rows changed.
+
+    After a key rotation (MONITOR_SECRET_KEY=NEW,OLD) the rows still under OLD, and
+    any legacy plaintext, are encrypted under NEW, so OLD can then be dropped. Raises
+    SecretKeyError when a value opens with none of the keys. Caller's transaction.
+    """
+    cipher = cipher_for(session.get_bind().dialect)
+    table = _stored_subscription
+
+    def rotated(value: str | None) -> str | None:
+        return None if value is None else cipher.rotate(value)
+
+    changed = 0
+    rows = (await session.exec(select(table.c.id, table.c.url, table.c.routing_key,
+                                      table.c.secrets))).all()
+    for sub_id, url, routing_key, secrets in rows:
+        stored = [v for v in (url, routing_key, *(secrets or [])) if v is not None]
+        if all(cipher.is_current(v) for v in stored):
+            continue
+        await session.exec(sa.update(table).where(table.c.id == sub_id).values(
+            url=rotated(url), routing_key=rotated(routing_key),
+            secrets=[cipher.rotate(s) for s in secrets or []]))
+        changed += 1
+    return changed
 
 
 def add_pending(session: AsyncSession, *, token: str, run_id: str, provider: str, mailbox: str,
@@ -362,12 +397,14 @@ async def outbox_depth(session: AsyncSession) -> int:
 async def replay_delivery(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
     """Queue a delivery again, whatever its state (delivered, dead, disabled). Commits.
 
-    The event, and so the `webhook-id`, stay the same: receivers deduplicate.
+    The event, and so the `webhook-id`, stay the same: receivers deduplicate. The
+    retry schedule starts over; the attempts made so far stay on record.
     """
     row = await session.get(DeliveryRow, delivery_id)
     if row is None:
         return False
     row.status, row.next_attempt_at = "pending", now
+    row.schedule_start = row.attempts
     row.claimed_until, row.claimed_by = None, None
     session.add(row)
     await session.commit()

@@ -3,7 +3,8 @@ pending tokens, events, the webhook outbox, and slot claims.
 
 Rich documents (a whole ProbeResult, an event's data) are JSON columns; the
 columns beside them are what queries filter and sort on. Time columns are
-timezone-aware UTC.
+timezone-aware UTC. A subscription's url, secrets and routing key are encrypted
+at rest (monitor.store.crypto) and read back as plaintext; nothing filters on them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+from monitor.store.crypto import EncryptedString, EncryptedStringList
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -132,11 +135,12 @@ class SubscriptionRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     name: str = Field(max_length=64, unique=True)
     kind: str = Field(max_length=16)
-    url: str | None = None
+    # A Slack or webhook URL is a credential too: all three are Fernet tokens on disk.
+    url: str | None = Field(default=None, sa_type=EncryptedString)
     # Standard Webhooks secrets, newest first; older ones sign until `rotated_until`.
-    secrets: list[str] = _json(default_factory=list)
+    secrets: list[str] = Field(default_factory=list, sa_type=EncryptedStringList)
     rotated_until: datetime | None = _ts(default=None)
-    routing_key: str | None = None
+    routing_key: str | None = Field(default=None, sa_type=EncryptedString)
     events: list[str] = _json(default_factory=lambda: ["*"])
     providers: list[str] = _json(default_factory=lambda: ["*"])
     enabled: bool = True
@@ -158,6 +162,8 @@ class DeliveryRow(SQLModel, table=True):
     subscription_id: str = Field(max_length=32, index=True)
     status: str = Field(default="pending", max_length=16)  # pending|delivered|dead|disabled
     attempts: int = 0
+    # `attempts` when last replayed: the retry schedule counts from here (history kept).
+    schedule_start: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_attempt_at: datetime = _ts()
     claimed_until: datetime | None = _ts(default=None)
     claimed_by: str | None = Field(default=None, max_length=64)

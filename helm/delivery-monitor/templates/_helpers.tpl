@@ -68,4 +68,7 @@ shareable database URL (PostgreSQL).
 {{- if and (include "delivery-monitor.sqlite" .) (gt (int .Values.replicaCount) 1) }}
 {{- fail (printf "replicaCount is %d but the database is SQLite, which one process owns: several replicas need PostgreSQL (set database.existingSecret to a Secret holding a postgresql+asyncpg:// URL, or database.url)" (int .Values.replicaCount)) }}
 {{- end }}
+{{- if and (not (include "delivery-monitor.sqlite" .)) (not .Values.secretKey.existingSecret) }}
+{{- fail "the database is PostgreSQL but secretKey.existingSecret is empty: every replica must encrypt subscription secrets with the same MONITOR_SECRET_KEY, and the service refuses to start without it (create a Secret holding a Fernet key and set secretKey.existingSecret)" }}
+{{- end }}
 {{- end }}
