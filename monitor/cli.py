@@ -14,6 +14,7 @@ from monitor.store.errors import SchemaTooNew, SecretKeyError
 # the database, HTTP and DNS stacks of the others (start-up time is most of a CLI run).
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 CONFIG_HELP = "config file (default: $MONITOR_CONFIG or config/monitor.yaml)"
 
 
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run everything locally against a built-in sandbox")
     demo.add_argument("--once", action="store_true",
                       help="stop after one failure-and-recovery cycle")
-    demo.add_argument("--interval", type=float, default=2.0, help="seconds between probes")
+    demo.add_argument("--interval", type=_interval, default=2.0,
+                      help="seconds between probes (at least 1)")
     return parser
 
 
@@ -94,6 +96,16 @@ def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 1 <= value <= 3600:  # the config's bounds for a provider's interval
+        raise argparse.ArgumentTypeError("must be between 1 and 3600 seconds")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from monitor.config import ConfigError
@@ -104,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:

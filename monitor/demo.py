@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
+import signal
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from monitor.api import Tokens
+from monitor.cli import EXIT_INTERRUPTED
 from monitor.config import Config
 from monitor.events.model import EventType
 from monitor.receive import ReceiveOptions
@@ -99,10 +102,20 @@ def _describe(data: dict[str, Any]) -> str:
     return ""
 
 
+class _Server(uvicorn.Server):
+    """Leaves Ctrl-C to asyncio.run, which cancels the demo: uvicorn's own handler
+    would re-raise the signal when the server stops, as a traceback in whatever
+    runs then."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @contextlib.asynccontextmanager
 async def _serving(app: Any, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="on", access_log=False))
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                    lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -181,6 +194,7 @@ async def run_demo(*, once: bool = False, interval: float = 2.0) -> int:
     def out(line: str) -> None:
         print(line, flush=True)
 
+    _own_ctrl_c()
     with tempfile.TemporaryDirectory(prefix="monitor-demo-") as tmp:
         directory = Path(tmp)
         sandbox = await Sandbox(directory / "sandbox").start()
@@ -194,6 +208,7 @@ async def run_demo(*, once: bool = False, interval: float = 2.0) -> int:
         app = service_app(ctx, Tokens.parse(f"{token}:admin", "demo"),
                           ReceiveOptions(data_dir=directory / "data"))
         watcher: asyncio.Task[None] | None = None
+        interrupted = False
         try:
             async with _serving(receiver_app, receiver_port), _serving(app, api_port):
                 out(f"Sandbox SMTP server   127.0.0.1:{sandbox.port} (STARTTLS, AUTH)")
@@ -222,17 +237,40 @@ async def run_demo(*, once: bool = False, interval: float = 2.0) -> int:
                     if once:
                         break
         except (KeyboardInterrupt, asyncio.CancelledError):
-            out("\nStopping…")
+            interrupted = True
+            out("\nStopping… (Ctrl-C again to quit at once)")
         finally:
             if watcher is not None:
                 watcher.cancel()
             await sandbox.stop()
+    if interrupted:
+        return EXIT_INTERRUPTED
     return 0 if receiver.rejected == 0 and receiver.verified > 0 else 1
+
+
+def _own_ctrl_c() -> None:
+    """The first Ctrl-C cancels the demo, which stops cleanly; a second one leaves at
+    once. (asyncio.run's own handler raises KeyboardInterrupt into whatever runs on
+    the second, and the clean-up then prints its tracebacks.)"""
+    demo = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    pressed = 0
+
+    def on_ctrl_c() -> None:
+        nonlocal pressed
+        pressed += 1
+        if pressed == 1 and demo is not None:
+            demo.cancel()
+            return
+        print("Stopped.", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
 
 
 def main(once: bool, interval: float) -> int:
     try:
         return asyncio.run(run_demo(once=once, interval=interval))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
         print("Stopped.", file=sys.stderr)
-        return 0
+        return EXIT_INTERRUPTED

@@ -139,3 +139,60 @@ async def test_probe_output_escapes_control_bytes_a_server_sends(tmp_path: Path)
     assert "\x1b" not in out and "\x00" not in out and "\x07" not in out
     assert "\u202e" not in out
     assert "\\x1b]0;pwned\\x07\\x1b[2J\\x00 ready \\u202e gnp.exe" in out
+
+
+async def _interrupt_after(args: list[str], ready: bytes, presses: int,
+                           tmp_path: Path) -> tuple[int, str]:
+    """Start `monitor ARGS`, wait for `ready` on stdout, press Ctrl-C `presses` times."""
+    import os
+    import signal
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor.cli", *args, cwd=tmp_path, start_new_session=True,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    seen = b""
+    async with asyncio.timeout(30):
+        while ready not in seen:
+            line = await proc.stdout.readline()
+            assert line, f"exited before {ready!r}: {seen.decode()}"
+            seen += line
+    for _ in range(presses):
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+async def test_ctrl_c_in_demo_exits_130_without_a_traceback(tmp_path: Path,
+                                                            presses: int) -> None:
+    code, err = await _interrupt_after(["demo"], b"Ctrl-C stops everything", presses,
+                                       tmp_path)
+    assert code == 130
+    assert "Traceback" not in err and "CancelledError" not in err
+    assert len(err.splitlines()) <= 1
+
+
+async def test_ctrl_c_in_probe_exits_130_with_one_line(tmp_path: Path) -> None:
+    from tests.unit.scripted_smtp import HANG, ScriptedServer
+
+    async with ScriptedServer(replies={"NOOP": HANG}) as server:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"providers:\n  - {{name: slow, host: 127.0.0.1, port: {server.port},"
+                          " tls: none, helo: cli.test, step_timeout: 60s, timeout: 60s}\n")
+        # `probe` prints nothing before it ends: wait for the server to see the NOOP.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor.cli", "probe", "slow", "--config", str(config),
+            start_new_session=True, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(30):
+            while not any(c.startswith("NOOP") for c in server.commands):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)  # the server records commands; it has no event
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130
+    assert err.decode().strip() == "interrupted"
