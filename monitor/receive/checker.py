@@ -155,26 +155,29 @@ async def wait_for_arrival(config: Config, pending: PendingToken,
                            options: ReceiveOptions | None = None,
                            backends: Mapping[MailboxKind, MailboxBackend] | None = None,
                            first_interval: float = 0.2, max_interval: float = 2.0,
+                           clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                           sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                            ) -> ReceiveResult:
     """Poll until the token is settled; the last check starts at the deadline.
 
     A mailbox error that retrying cannot fix (auth, tls, protocol, a missing
     folder) ends the wait at once; network trouble and timeouts are retried
     until the deadline. `on_progress` gets the seconds since DATA was accepted.
+    `clock` and `sleep` are the time it waits in (tests pass their own).
     """
     interval = first_interval
     while True:
-        now = datetime.now(UTC)
+        now = clock()
         [result] = await check_pending(config, [pending], now, options=options,
                                        backends=backends)
         give_up = result.failure_class is not None and not result.failure_class.retryable
         if result.settled or (result.status is ReceiveStatus.ERROR and give_up):
             return result
-        after = datetime.now(UTC)
+        after = clock()
         if on_progress is not None:
             on_progress((after - pending.accepted_at).total_seconds())
         remaining = (pending.deadline - after).total_seconds()
-        await asyncio.sleep(max(0.0, min(interval, remaining)))
+        await sleep(max(0.0, min(interval, remaining)))
         interval = min(interval * 1.5, max_interval)
 
 

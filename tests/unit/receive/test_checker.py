@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,49 +171,76 @@ async def test_unknown_mailbox_is_a_permanent_error() -> None:
     assert result.failure_class is FailureClass.PERMANENT and result.status is ReceiveStatus.ERROR
 
 
+@dataclass
+class FakeTime:
+    """The clock wait_for_arrival reads and the sleep it waits with: sleeping moves
+    the clock, so polling schedules are checked exactly and take no wall time."""
+
+    now: datetime
+    slept: list[float] = field(default_factory=list)
+    on_sleep: Callable[[datetime], None] | None = None
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += timedelta(seconds=seconds)
+        if self.on_sleep is not None:
+            self.on_sleep(self.now)
+        await asyncio.sleep(0)
+
+
 async def test_wait_for_arrival_polls_until_found() -> None:
-    now = datetime.now(UTC)
     fake = FakeBackend()
-    token = pending("t", "m", now, timedelta(seconds=10))
+    token = pending("t", "m", T0, timedelta(seconds=10))
     progress: list[float] = []
+    clock = FakeTime(T0)
 
-    async def deliver_later() -> None:
-        await asyncio.sleep(0.5)
-        fake.messages["t"] = found("t", datetime.now(UTC))
+    def deliver_at_half_a_second(now: datetime) -> None:
+        if now >= T0 + timedelta(seconds=0.5) and "t" not in fake.messages:
+            fake.messages["t"] = found("t", now)
 
-    delivery = asyncio.create_task(deliver_later())
+    clock.on_sleep = deliver_at_half_a_second
     result = await wait_for_arrival(mailbox_config("m"), token, progress.append,
-                                    backends=backends(fake), first_interval=0.05)
-    await delivery
+                                    backends=backends(fake), first_interval=0.1,
+                                    clock=clock, sleep=clock.sleep)
     assert result.status is ReceiveStatus.ARRIVED
-    assert len(fake.calls) >= 2 and progress == sorted(progress) and progress[0] >= 0
+    # 0.1, 0.15, 0.225 then 0.3375 s: the fourth sleep passes 0.5 s, the fifth check finds it.
+    assert clock.slept == [0.1, 0.15, 0.225, 0.3375]
+    assert len(fake.calls) == 5
+    assert progress == [0.0, 0.1, 0.25, 0.475]
 
 
 async def test_wait_for_arrival_ends_missing_at_the_deadline() -> None:
-    now = datetime.now(UTC)
-    token = pending("t", "m", now, timedelta(seconds=1))
-    started = time.monotonic()
+    token = pending("t", "m", T0, timedelta(seconds=1))
+    clock = FakeTime(T0)
     result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(FakeBackend()),
-                                    max_interval=0.3)
-    elapsed = time.monotonic() - started
+                                    max_interval=0.3, clock=clock, sleep=clock.sleep)
     assert result.status is ReceiveStatus.MISSING
-    assert result.checked_at >= token.deadline
-    assert 0.9 <= elapsed < 1.5
+    assert result.checked_at == token.deadline  # the last check starts at the deadline
+    assert clock.slept == [0.2, 0.3, 0.3, 0.2]
+    assert clock.now == token.deadline
 
 
 async def test_wait_for_arrival_gives_up_at_once_on_auth_but_retries_network() -> None:
-    token = pending("t", "m", datetime.now(UTC), timedelta(seconds=0.6))
+    token = pending("t", "m", T0, timedelta(seconds=0.6))
     refused = ReceiveError(FailureClass.AUTH, "login refused")
     fake = FakeBackend(error=refused, step="login")
-    result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(fake))
+    clock = FakeTime(T0)
+    result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(fake),
+                                    clock=clock, sleep=clock.sleep)
     assert result.failure_class is FailureClass.AUTH and len(fake.calls) == 1
+    assert clock.slept == []
 
     fake = FakeBackend(error=ConnectionRefusedError(111, "refused"))
-    started = time.monotonic()
+    clock = FakeTime(T0)
     result = await wait_for_arrival(mailbox_config("m"), token, backends=backends(fake),
-                                    first_interval=0.05, max_interval=0.1)
-    assert result.failure_class is FailureClass.NETWORK and len(fake.calls) > 2
-    assert result.settled and time.monotonic() - started < 1.5
+                                    first_interval=0.05, max_interval=0.1,
+                                    clock=clock, sleep=clock.sleep)
+    assert result.failure_class is FailureClass.NETWORK and result.settled
+    # Retried every 0.05, 0.075, then 0.1 s up to the deadline, which ends it.
+    assert len(fake.calls) == len(clock.slept) + 1 and clock.now == token.deadline
 
 
 def test_result_json_round_trips() -> None:
