@@ -28,7 +28,7 @@ SLOTS = 20
 PROVIDERS = ("p0", "p1", "p2")
 
 
-def _config(port: int, interval: str = "60s") -> Config:
+def _config(port: int, interval: str) -> Config:
     return Config.model_validate({"providers": [
         {"name": name, "host": "127.0.0.1", "port": port, "helo": "t.test",
          "interval": interval, "timeout": "5s"} for name in PROVIDERS]})
@@ -36,7 +36,8 @@ def _config(port: int, interval: str = "60s") -> Config:
 
 async def test_two_replicas_racing_for_every_slot_run_each_once() -> None:
     async with ScriptedServer() as server, postgres_database() as url:
-        config = _config(server.port)
+        # 1 s slots: run_slot's post-claim jitter is a tenth of the interval.
+        config = _config(server.port, interval="1s")
         replicas = [AppContext.create(config, url) for _ in range(2)]
         now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
         for ctx in replicas:
@@ -47,7 +48,7 @@ async def test_two_replicas_racing_for_every_slot_run_each_once() -> None:
                 # Both replicas fire every provider's job at the same slot boundary.
                 await asyncio.gather(*(run_slot(ctx, provider) for ctx in replicas
                                        for provider in config.providers))
-                now += timedelta(seconds=60)
+                now += timedelta(seconds=1)
             async with replicas[0].sessions() as session:
                 claims = (await session.exec(sa.select(SlotClaimRow))).scalars().all()
                 runs = (await session.exec(sa.select(RunRow))).scalars().all()
