@@ -127,7 +127,8 @@ async def test_sieve_filed_message_is_reported_junk(mailstack: MailStack, tls: s
     result = await wait_for_arrival(Config(mailboxes=(box,)), pending)
     assert result.status is ReceiveStatus.ARRIVED, result.error
     assert (result.folder, result.placement) == ("Junk", Placement.JUNK)
-    assert result.arrived and not result.ok and result.failure_class is None
+    assert result.arrived and not result.ok and result.failure_class is FailureClass.DELIVERY
+    assert result.diagnosis is not None and "junk folder" in result.diagnosis.summary
     assert files_with(mailstack, token) == []
 
 
