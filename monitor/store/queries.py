@@ -36,7 +36,6 @@ from monitor.store.tables import (
     ReceiveResultRow,
     RunRow,
     SlotClaimRow,
-    StepRow,
     SubscriptionRow,
 )
 
@@ -100,11 +99,6 @@ def add_run(session: AsyncSession, result: ProbeResult, slot: int | None = None)
         failed_step=result.failed_step.value if result.failed_step else None,
         failure_class=result.failure_class.value if result.failure_class else None,
         result=result.model_dump(mode="json")))
-    for seq, step in enumerate(result.steps):
-        session.add(StepRow(
-            run_id=result.run_id, seq=seq, step=step.step.value, recipient=step.recipient,
-            code=step.code, enhanced_code=step.enhanced_code, latency_ms=step.latency_ms,
-            ok=step.ok, failure_class=step.failure_class.value if step.failure_class else None))
 
 
 async def add_events(session: AsyncSession, events: Sequence[Event], now: datetime) -> int:
@@ -280,13 +274,11 @@ async def resolve_pending(session: AsyncSession, row: ReceiveResultRow) -> bool:
 async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
     """Delete history older than `before`. Commits."""
     counts = {}
-    old_runs = select(RunRow.id).where(col(RunRow.started_at) < before)
     # Finished deliveries (and their attempts) go with age; pending ones never do,
     # and an event stays while any delivery of it remains.
     old_deliveries = select(DeliveryRow.id).where(col(DeliveryRow.created_at) < before).where(
         col(DeliveryRow.status) != "pending")
     for name, statement in (
-        ("steps", sa.delete(StepRow).where(col(StepRow.run_id).in_(old_runs))),
         ("runs", sa.delete(RunRow).where(col(RunRow.started_at) < before)),
         ("receive_results", sa.delete(ReceiveResultRow)
          .where(col(ReceiveResultRow.checked_at) < before)),
@@ -349,13 +341,16 @@ async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
             if result.rowcount == 1:
                 claimed.append(row)
     await session.commit()
-    out = []
-    for row in claimed:
-        event = await session.get(EventRow, row.event_id)
-        subscription = await session.get(SubscriptionRow, row.subscription_id)
-        if event is not None and subscription is not None:
-            out.append(ClaimedDelivery(row, event, subscription))
-    return out
+    if not claimed:
+        return []
+    # Two queries for the whole batch, not two per delivery.
+    events = {e.id: e for e in (await session.exec(select(EventRow).where(
+        col(EventRow.id).in_({row.event_id for row in claimed})))).all()}
+    subscriptions = {s.id: s for s in (await session.exec(select(SubscriptionRow).where(
+        col(SubscriptionRow.id).in_({row.subscription_id for row in claimed})))).all()}
+    return [ClaimedDelivery(row, events[row.event_id], subscriptions[row.subscription_id])
+            for row in claimed
+            if row.event_id in events and row.subscription_id in subscriptions]
 
 
 async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: DeliveryAttemptRow,

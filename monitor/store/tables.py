@@ -73,22 +73,6 @@ class RunRow(SQLModel, table=True):
     result: dict[str, Any] = _json()
 
 
-class StepRow(SQLModel, table=True):
-    __tablename__ = "step_result"
-
-    run_id: str = Field(
-        sa_column=sa.Column(sa.String(32), sa.ForeignKey("run.id", ondelete="CASCADE"),
-                            primary_key=True))
-    seq: int = Field(primary_key=True)
-    step: str = Field(max_length=16)
-    recipient: str | None = None
-    code: int | None = None
-    enhanced_code: str | None = Field(default=None, max_length=16)
-    latency_ms: float
-    ok: bool
-    failure_class: str | None = Field(default=None, max_length=16)
-
-
 class PendingTokenRow(SQLModel, table=True):
     """A sent message the receive side has not resolved yet."""
 
@@ -153,7 +137,8 @@ class DeliveryRow(SQLModel, table=True):
     """One event for one subscriber: the outbox. Written with the event, claimed by a worker."""
 
     __tablename__ = "delivery"
-    __table_args__ = (sa.Index("ix_delivery_due", "status", "next_attempt_at"),)
+    __table_args__ = (sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+                      sa.Index("ix_delivery_created_at", "created_at"))
 
     id: str = Field(primary_key=True, max_length=32)
     event_id: str = Field(
@@ -192,6 +177,7 @@ class SlotClaimRow(SQLModel, table=True):
     """(provider, slot) inserted by the one replica that runs that slot."""
 
     __tablename__ = "slot_claim"
+    __table_args__ = (sa.Index("ix_slot_claim_claimed_at", "claimed_at"),)
 
     provider: str = Field(primary_key=True, max_length=64)
     slot: int = Field(primary_key=True, sa_type=sa.BigInteger)
@@ -203,6 +189,7 @@ class CheckRow(SQLModel, table=True):
     """A pre-campaign check and its report (the API issue fills it in)."""
 
     __tablename__ = "campaign_check"
+    __table_args__ = (sa.Index("ix_campaign_check_created_at", "created_at"),)
 
     id: str = Field(primary_key=True, max_length=32)
     status: str = Field(default="pending", max_length=16)

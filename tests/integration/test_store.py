@@ -41,8 +41,29 @@ async def test_upgrade_from_empty_and_idempotent(url: str) -> None:
         await migrate(engine)  # a second start changes nothing
         async with engine.connect() as connection:
             tables = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
-        assert {"run", "step_result", "event", "delivery", "provider_state",
-                "slot_claim"} <= set(tables)
+        assert {"run", "event", "delivery", "provider_state", "slot_claim"} <= set(tables)
+        assert "step_result" not in tables  # never read: the steps are in run.result
+    finally:
+        await engine.dispose()
+
+
+async def test_indexes_cover_what_retention_filters_on(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+
+        def indexed(connection: sa.Connection) -> set[tuple[str, str]]:
+            inspector = sa.inspect(connection)
+            return {(table, index["column_names"][0])
+                    for table in inspector.get_table_names()
+                    for index in inspector.get_indexes(table)}
+
+        async with engine.connect() as connection:
+            have = await connection.run_sync(indexed)
+        for table, column in (("run", "started_at"), ("receive_result", "checked_at"),
+                              ("slot_claim", "claimed_at"), ("delivery", "created_at"),
+                              ("event", "timestamp"), ("campaign_check", "created_at")):
+            assert (table, column) in have, (table, column)
     finally:
         await engine.dispose()
 
@@ -153,7 +174,7 @@ async def test_prune_deletes_old_runs_only(url: str) -> None:
             queries.add_run(session, new)
         async with ctx.sessions() as session:
             counts = await queries.prune(session, NOW - timedelta(days=30))
-        assert counts["runs"] == 1 and counts["steps"] == len(old.steps)
+        assert counts["runs"] == 1
         async with ctx.sessions() as session:
             assert [r.id for r in await queries.recent_runs(session, "p")] == ["new"]
     finally:
