@@ -209,3 +209,23 @@ def test_replica_names_fit_the_claim_columns(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("HOSTNAME", "payments-platform-production-delivery-monitor-7f9c8d6b5-x2k4q")
     assert len(replica_name()) <= 64
+
+
+async def test_the_migrations_build_exactly_the_models(url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+
+        def differences(connection: sa.Connection) -> list[object]:
+            context = MigrationContext.configure(connection, opts={"compare_type": False})
+            return list(compare_metadata(context, SQLModel.metadata))
+
+        async with engine.connect() as connection:
+            diff = await connection.run_sync(differences)
+        assert diff == [], diff
+    finally:
+        await engine.dispose()
