@@ -12,8 +12,9 @@ boundary and calls `classify(exc, step)`. The tree it understands:
     imapclient ProtocolError            -> protocol (a reply it could not parse)
     imaplib.IMAP4.error                 -> a NO: auth at login, permanent at select
                                            (no such folder), else protocol
-    poplib.error_proto                  -> network for "-ERR EOF", auth at login,
-                                           else protocol
+    poplib.error_proto                  -> network for "-ERR EOF", auth for an -ERR
+                                           at login, else protocol (garbage, a line
+                                           over poplib's 2,048 bytes)
     TimeoutError (socket timeouts too)  -> timeout, naming the step
     ssl.*, OSError                      -> tls / network, as for SMTP probes
                                            (monitor.probe.errors.classify)
@@ -73,8 +74,9 @@ def classify(exc: BaseException, step: str) -> MailboxFailure:
         text = _text(exc)
         if text == "-ERR EOF":  # poplib's marker for a closed connection
             return MailboxFailure(FailureClass.NETWORK, "server closed the connection")
-        failure_class = FailureClass.AUTH if step == "login" else FailureClass.PROTOCOL
-        return MailboxFailure(failure_class, text)
+        # Only a well-formed refusal to USER/PASS says the credentials are wrong.
+        refused = step == "login" and text.startswith("-ERR")
+        return MailboxFailure(FailureClass.AUTH if refused else FailureClass.PROTOCOL, text)
     if isinstance(exc, EOFError):
         return MailboxFailure(FailureClass.NETWORK, "server closed the connection")
     if isinstance(exc, TimeoutError):

@@ -13,7 +13,17 @@ memory) and not read again, so a big maildrop costs one UIDL per scan plus
 the headers of what is new. Deletions (DELE) are sent last, after
 `Trace.commit()` (see `backend.py`), and take effect at QUIT (RFC 1939 §6);
 when the session dies before QUIT the server keeps them and the next scan
-sweeps them.
+sweeps them. Once QUIT is sent the server may have applied them, answer or
+not, so what the scan found is reported even if QUIT's answer goes wrong.
+
+Only a well-formed "-ERR" is skipped, to TOP (a message another client took)
+or UIDL (optional, RFC 1939 §7). Anything else poplib rejects (a garbage status
+line, a line over its 2,048-byte limit) leaves the rest of the stream unknown:
+read on, it would be taken for the answer about another message, so it fails
+the scan.
+A multi-line answer is read to at most `MAX_ANSWER_BYTES`, checking
+`Trace.checkpoint()` at each line, so one that never ends neither fills memory
+nor keeps an abandoned thread reading.
 """
 
 from __future__ import annotations
@@ -42,6 +52,35 @@ from monitor.receive.errors import ReceiveError
 from monitor.receive.result import Placement
 
 NO_FOLDERS_NOTE = "POP3 has no folders: placement is assumed, junk-filed mail is not visible"
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a UIDL listing of ~200,000 messages
+
+
+class _Pop3(poplib.POP3):
+    """poplib.POP3 with bounded multi-line answers (see the module docstring)."""
+
+    trace: Trace | None = None
+
+    def _getlongresp(self) -> tuple[bytes, list[bytes], int]:
+        # poplib's own, plus the byte cap and the checkpoint; the private helpers it
+        # calls are not in typeshed.
+        resp: bytes = self._getresp()  # type: ignore[attr-defined]
+        lines: list[bytes] = []
+        octets = 0
+        while True:
+            if self.trace is not None:
+                self.trace.checkpoint()
+            line, size = self._getline()  # type: ignore[attr-defined]
+            if line == b".":
+                return resp, lines, octets
+            octets += size
+            if octets > MAX_ANSWER_BYTES:
+                raise poplib.error_proto(
+                    f"answer too long: over {MAX_ANSWER_BYTES:,} bytes without its final '.'")
+            lines.append(line[1:] if line.startswith(b"..") else line)  # dot-stuffing
+
+
+class _Pop3Ssl(_Pop3, poplib.POP3_SSL):
+    pass
 
 
 # A maildrop: host, port, user.
@@ -68,20 +107,31 @@ def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> p
     implicit = mailbox.tls is TlsMode.IMPLICIT
     port = mailbox.port or (995 if implicit else 110)
     trace.step = "connect"
-    conn: poplib.POP3
+    conn: _Pop3
     if implicit:
-        conn = poplib.POP3_SSL(mailbox.host, port, timeout=options.op_timeout, context=context)
+        conn = _Pop3Ssl(mailbox.host, port, timeout=options.op_timeout, context=context)
     else:
-        conn = poplib.POP3(mailbox.host, port, timeout=options.op_timeout)
+        conn = _Pop3(mailbox.host, port, timeout=options.op_timeout)
+    conn.trace = trace
     try:
         if mailbox.tls is TlsMode.STARTTLS:
             trace.step = "starttls"
-            if "STLS" not in conn.capa():
+            # Never send the password in clear because the upgrade is missing.
+            if "STLS" not in _capabilities(conn):
                 raise ReceiveError(FailureClass.TLS, "server does not offer STLS")
-            conn.stls(context)
+            try:
+                conn.stls(context)
+            except poplib.error_proto as exc:
+                if not _refused(exc):
+                    raise
+                raise ReceiveError(FailureClass.TLS, f"STLS refused: {_reply(exc)}") from None
         trace.step = "login"
         conn.user(mailbox.username)
-        conn.pass_(mailbox.password.get_secret_value())
+        password = mailbox.password.get_secret_value()
+        try:
+            conn.pass_(password)
+        except poplib.error_proto as exc:  # some servers echo the command line back
+            raise poplib.error_proto(_reply(exc).replace(password, "***")) from None
     except BaseException:
         _close(conn)
         raise
@@ -119,8 +169,8 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
                 try:
                     _, lines, _ = conn.top(number, 0)
                 except poplib.error_proto as exc:
-                    if exc.args and exc.args[0] == "-ERR EOF":
-                        raise  # the connection is gone: fail the scan
+                    if not _refused(exc):
+                        raise  # the connection is gone, or its stream unreadable
                     continue  # "-ERR Message 3 expunged": another client took it meanwhile
                 headers = parse_headers(b"\r\n".join(lines))
                 token = token_of(headers)
@@ -148,11 +198,51 @@ def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOption
         for number in remove:
             conn.dele(number)
         trace.step = "quit"
-        conn.quit()  # commits the deletions
+        applied = _quit(conn, scan)  # commits the deletions
     finally:
         _close(conn)
-    scan.found = {m.token: dataclasses.replace(m, deleted=m.token in delete) for m in found}
+    scan.found = {m.token: dataclasses.replace(m, deleted=applied and m.token in delete)
+                  for m in found}
     return scan
+
+
+def _quit(conn: poplib.POP3, scan: Scan) -> bool:
+    """QUIT; True when the server confirmed it applied the deletions. Once QUIT is
+    sent it may have (RFC 1939 §6) whatever comes back, so a failure here does not
+    fail the scan: its findings are reported, with a note."""
+    try:
+        conn.quit()
+    except (poplib.error_proto, OSError) as exc:
+        what = (_reply(exc)[:200] if isinstance(exc, poplib.error_proto)
+                else f"no answer ({type(exc).__name__})")
+        scan.notes.append(f"QUIT: {what}; the deletions may not have been applied, "
+                          f"probe messages left behind are swept later")
+        return False
+    return True
+
+
+def _capabilities(conn: poplib.POP3) -> dict[str, list[str]]:
+    """CAPA (RFC 2449), empty when the server refuses it: it then offers no STLS."""
+    try:
+        return conn.capa()
+    except poplib.error_proto as exc:
+        # poplib turns every failure into "-ERR CAPA not supported"; the one it
+        # caught says whether the server answered -ERR or the connection is gone.
+        cause = exc.__context__
+        if isinstance(cause, poplib.error_proto) and not _refused(cause):
+            raise cause from None
+        return {}
+
+
+def _refused(exc: poplib.error_proto) -> bool:
+    """The server answered "-ERR": poplib passes its reply as bytes, while its own
+    markers ("-ERR EOF" for a closed connection, "line too long") are str."""
+    return bool(exc.args) and isinstance(exc.args[0], bytes) and exc.args[0].startswith(b"-ERR")
+
+
+def _reply(exc: poplib.error_proto) -> str:
+    arg = exc.args[0] if exc.args else ""
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
 def _unique_ids(conn: poplib.POP3) -> dict[int, str]:
@@ -160,7 +250,7 @@ def _unique_ids(conn: poplib.POP3) -> dict[int, str]:
     try:
         _, lines, _ = conn.uidl()
     except poplib.error_proto as exc:
-        if exc.args and exc.args[0] == "-ERR EOF":
+        if not _refused(exc):
             raise
         return {}
     ids: dict[int, str] = {}
