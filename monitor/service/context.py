@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.config import Config
+from monitor.probe.result import ProbeResult
 from monitor.service.metrics import Metrics
+from monitor.service.outage import DatabaseOutage
 from monitor.store.crypto import Cipher
 from monitor.store.db import make_engine, sessions
 
@@ -28,6 +31,16 @@ def replica_name() -> str:
     host = os.environ.get("HOSTNAME") or socket.gethostname()
     # Claim columns hold 64 characters; Kubernetes pod names reach 63.
     return f"{host[:57]}-{secrets.token_hex(3)}"
+
+
+MAX_HELD = 1000
+
+
+@dataclass(frozen=True)
+class HeldResult:
+    provider: str
+    result: ProbeResult
+    slot: int | None
 
 
 @dataclass
@@ -44,6 +57,14 @@ class AppContext:
     # the next scan of that mailbox deletes them (store first, then delete).
     recorded_arrivals: dict[str, set[str]] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    outage: DatabaseOutage = field(init=False)
+    # Probe results that could not be recorded while the database was away, oldest
+    # first; recorded when it is back (bounded: past it the oldest are dropped, counted).
+    held: deque[HeldResult] = field(default_factory=lambda: deque(maxlen=MAX_HELD))
+    held_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.outage = DatabaseOutage(lambda: self.clock())
 
     @classmethod
     def create(cls, config: Config, database_url: str,

@@ -33,6 +33,18 @@ class Metrics:
                                   registry=r)
         self.receive = Counter("monitor_receive_results", "Receive-side results",
                                ["provider", "mailbox", "placement"], registry=r)
+        self.database_failures = Counter(
+            "monitor_database_failures", "Jobs that failed because the database was "
+            "unreachable", ["job"], registry=r)
+        self.slots_skipped = Counter("monitor_slots_skipped",
+                                     "Probe slots not run: the database was unreachable",
+                                     ["provider"], registry=r)
+        self.results_held = Gauge("monitor_results_held",
+                                  "Probe results waiting for the database to record them",
+                                  registry=r)
+        self.results_dropped = Counter(
+            "monitor_results_dropped", "Held probe results dropped: too many were waiting",
+            registry=r)
 
     def observe_probe(self, result: ProbeResult) -> None:
         self.probes.labels(result.provider, "ok" if result.ok else "failed",

@@ -24,6 +24,7 @@ from sqlmodel import col
 
 from monitor.events.model import Event, EventType
 from monitor.service.context import AppContext
+from monitor.service.outage import unreachable
 from monitor.store import queries
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.channels import Destination, render
@@ -63,9 +64,15 @@ class Outbox:
             while not stopping.is_set():
                 try:
                     sent = await self.deliver_due()
-                except Exception:  # a database hiccup must not kill the worker
-                    log.exception("outbox pass failed", extra={"action": "outbox_error"})
+                except Exception as exc:  # nothing may kill the worker
+                    if unreachable(exc):  # known: counted and logged once a minute
+                        self.ctx.outage.failed("outbox pass", exc)
+                        self.ctx.metrics.database_failures.labels("outbox").inc()
+                    else:
+                        log.exception("outbox pass failed", extra={"action": "outbox_error"})
                     sent = 0
+                else:
+                    self.ctx.outage.reached()
                 if not sent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)

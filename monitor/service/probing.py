@@ -13,7 +13,8 @@ from monitor.events.detect import detect
 from monitor.events.model import Event
 from monitor.probe import ProbeResult, run_probe
 from monitor.receive import pending_tokens
-from monitor.service.context import AppContext
+from monitor.service.context import AppContext, HeldResult
+from monitor.service.outage import unreachable
 from monitor.store import queries
 
 log = logging.getLogger("monitor.probing")
@@ -36,11 +37,21 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
     ctx.track_current()  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
     slot = slot_for(provider, now)
-    async with ctx.sessions() as session:
-        if not await queries.claim_slot(session, provider.name, slot, ctx.replica, now):
-            log.debug("slot taken", extra={"action": "slot_skipped",
-                                           "provider": provider.name, "slot": slot})
-            return None
+    try:
+        async with ctx.sessions() as session:
+            claimed = await queries.claim_slot(session, provider.name, slot, ctx.replica, now)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        ctx.outage.failed("slot", exc)
+        ctx.metrics.slots_skipped.labels(provider.name).inc()
+        return None
+    ctx.outage.reached()
+    await record_held(ctx)
+    if not claimed:
+        log.debug("slot taken", extra={"action": "slot_skipped",
+                                       "provider": provider.name, "slot": slot})
+        return None
     # A little jitter, after the claim so the slot is already decided: probes of many
     # monitors against one provider don't all arrive on the same second.
     await asyncio.sleep(random.uniform(0, min(provider.interval.total_seconds() / 10, 5.0)))
@@ -51,7 +62,15 @@ async def probe_and_record(ctx: AppContext, provider: ProviderConfig,
                            slot: int | None = None) -> ProbeResult:
     ctx.track_current()
     result = await run_probe(provider, ctx.config)
-    events = await record(ctx, provider, result, slot)
+    try:
+        events = await record(ctx, provider, result, slot)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        _hold(ctx, HeldResult(provider.name, result, slot), exc)
+        events = []
+    else:
+        ctx.outage.reached()
     ctx.metrics.observe_probe(result)
     for event in events:
         ctx.metrics.events.labels(event.type.value).inc()
@@ -64,6 +83,41 @@ async def probe_and_record(ctx: AppContext, provider: ProviderConfig,
         "class": result.failure_class.value if result.failure_class else None,
         "events": [e.type.value for e in events]})
     return result
+
+
+def _hold(ctx: AppContext, held: HeldResult, exc: BaseException) -> None:
+    """Keep a result the database could not take; the oldest goes when the queue is full."""
+    if len(ctx.held) == ctx.held.maxlen:
+        ctx.metrics.results_dropped.inc()
+    ctx.held.append(held)
+    ctx.metrics.results_held.set(len(ctx.held))
+    ctx.outage.failed("record", exc)
+
+
+async def record_held(ctx: AppContext) -> int:
+    """Record the results held during an outage, oldest first; stops if it is not over."""
+    if not ctx.held:
+        return 0
+    recorded = 0
+    async with ctx.held_lock:
+        while ctx.held:
+            held = ctx.held[0]
+            provider = ctx.config.provider(held.provider)
+            try:
+                if provider is not None:  # a provider removed meanwhile: nothing to record
+                    await record(ctx, provider, held.result, held.slot)
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                ctx.outage.failed("record", exc)
+                break
+            ctx.held.popleft()
+            recorded += 1
+        ctx.metrics.results_held.set(len(ctx.held))
+    if recorded:
+        log.info("held results recorded", extra={"action": "held_recorded",
+                                                 "count": recorded, "left": len(ctx.held)})
+    return recorded
 
 
 async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,

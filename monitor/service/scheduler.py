@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.service.context import AppContext
+from monitor.service.outage import unreachable
 from monitor.service.probing import run_slot, slot_offset
 from monitor.store import queries
 
@@ -51,12 +52,27 @@ def build_scheduler(ctx: AppContext,
             run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
                 interval, slot_offset(provider), now)),
             args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
-    scheduler.add_job(prune, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
-                      args=(ctx,), id="retention", next_run_time=now + timedelta(seconds=30))
+    scheduler.add_job(guarded, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
+                      args=(ctx, "retention", lambda: prune(ctx)), id="retention",
+                      next_run_time=now + timedelta(seconds=30))
     for name, (job, every) in (extra_jobs or {}).items():
-        scheduler.add_job(job, IntervalTrigger(seconds=every.total_seconds()), id=name,
+        scheduler.add_job(guarded, IntervalTrigger(seconds=every.total_seconds()),
+                          args=(ctx, name, job), id=name,
                           next_run_time=now + timedelta(seconds=1))
     return scheduler
+
+
+async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object]]) -> None:
+    """Run a periodic job; the database being away is counted, not a traceback."""
+    try:
+        await job()
+    except Exception as exc:
+        if not unreachable(exc):
+            raise  # a bug: APScheduler logs it with its traceback
+        ctx.outage.failed(name, exc)
+        ctx.metrics.database_failures.labels(name).inc()
+    else:
+        ctx.outage.reached()
 
 
 async def prune(ctx: AppContext) -> None:
