@@ -39,24 +39,27 @@ from monitor.webhooks.signing import active_secrets
 log = logging.getLogger("monitor.outbox")
 
 POLL_INTERVAL = 0.5
+LEASE_FLOOR = 5.0  # seconds: a lease is the request timeout (at least this) plus this
 
 
 class Outbox:
     def __init__(self, ctx: AppContext, *, policy: RetryPolicy = DEFAULT_POLICY,
                  timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None,
-                 limiter: DeliveryLimiter | None = None) -> None:
+                 limiter: DeliveryLimiter | None = None,
+                 lease: timedelta | None = None) -> None:
         self.ctx = ctx
         self.policy = policy
         self.timeout = timeout
         self.client = client or make_client(timeout=timeout)
         self.limiter = limiter or DeliveryLimiter()
-        # Claim no more than can be in flight at once. A batch can still queue behind
-        # the per-subscriber limit and Slack's pacing, so the lease covers every
-        # delivery of the batch waiting its turn; past it the worker is presumed dead
-        # and another may send again (and `finish_attempt` refuses the late result).
+        # Claim no more than can be in flight at once. The lease is short and renewed
+        # while the batch is in hand (`_keep_leases`), however long it queues behind the
+        # per-subscriber limit and Slack's pacing: a worker that dies is presumed dead
+        # within seconds, and another sends again with the same webhook-id
+        # (`finish_attempt` refuses the dead one's late result).
         self.batch = self.limiter.overall
-        self.lease = timedelta(seconds=timeout * (self.batch + 1)
-                               + self.batch * self.limiter.slack.interval + 5)
+        self.lease = lease or timedelta(seconds=max(timeout, LEASE_FLOOR) + LEASE_FLOOR)
+        self.renew_every = self.lease.total_seconds() / 3
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until `stopping` is set; finishes the batch in hand first."""
@@ -85,8 +88,37 @@ class Outbox:
             claimed = await queries.claim_due(session, now, self.ctx.replica, lease=self.lease,
                                               limit=self.batch)
             self.ctx.metrics.outbox_depth.set(await queries.outbox_depth(session))
-        await asyncio.gather(*(self._deliver(c) for c in claimed))
+        if not claimed:
+            return 0
+        in_hand = {c.delivery.id for c in claimed}
+        keeper = asyncio.create_task(self._keep_leases(in_hand))
+
+        async def deliver(claim: queries.ClaimedDelivery) -> None:
+            try:
+                await self._deliver(claim)
+            finally:
+                in_hand.discard(claim.delivery.id)
+
+        try:
+            await asyncio.gather(*(deliver(c) for c in claimed))
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         return len(claimed)
+
+    async def _keep_leases(self, in_hand: set[str]) -> None:
+        """Renew the claims of the deliveries still in hand, until they are all done."""
+        while in_hand:
+            await asyncio.sleep(self.renew_every)
+            try:
+                async with self.ctx.sessions() as session:
+                    await queries.renew_claims(session, sorted(in_hand), self.ctx.replica,
+                                               self.ctx.clock() + self.lease)
+            except Exception as exc:  # the lease then runs out; another worker re-sends
+                if not unreachable(exc):
+                    raise
+                self.ctx.outage.failed("lease renewal", exc)
 
     async def _deliver(self, claimed: queries.ClaimedDelivery) -> None:
         delivery, sub = claimed.delivery, claimed.subscription

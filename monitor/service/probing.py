@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import zlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.config import ProviderConfig
 from monitor.events.detect import detect
@@ -18,6 +18,9 @@ from monitor.service.outage import unreachable
 from monitor.store import queries
 
 log = logging.getLogger("monitor.probing")
+
+MAX_JITTER = 5.0  # seconds
+LEASE_MARGIN = timedelta(seconds=5)
 
 
 def slot_offset(provider: ProviderConfig) -> float:
@@ -39,7 +42,8 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
     slot = slot_for(provider, now)
     try:
         async with ctx.sessions() as session:
-            claimed = await queries.claim_slot(session, provider.name, slot, ctx.replica, now)
+            claimed = await queries.claim_slot(session, provider.name, slot, ctx.replica, now,
+                                               slot_lease(provider))
     except Exception as exc:
         if not unreachable(exc):
             raise
@@ -54,8 +58,44 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
         return None
     # A little jitter, after the claim so the slot is already decided: probes of many
     # monitors against one provider don't all arrive on the same second.
-    await asyncio.sleep(random.uniform(0, min(provider.interval.total_seconds() / 10, 5.0)))
+    await asyncio.sleep(random.uniform(0, _jitter(provider)))
     return await probe_and_record(ctx, provider, slot)
+
+
+def _jitter(provider: ProviderConfig) -> float:
+    return min(provider.interval.total_seconds() / 10, MAX_JITTER)
+
+
+def slot_lease(provider: ProviderConfig) -> timedelta:
+    """How long a claimant has to record its run: the jitter, the whole probe, a margin."""
+    return timedelta(seconds=_jitter(provider)) + provider.timeout + LEASE_MARGIN
+
+
+async def take_over_slots(ctx: AppContext) -> int:
+    """Run the slots whose claimant died before recording them, while still current.
+
+    A claim is a lease (`slot_lease`): a replica killed between claiming and
+    recording leaves it open, and after the lease any replica may take it over —
+    but only within the slot's own interval, where the run still means something.
+    """
+    now = ctx.clock()
+    async with ctx.sessions() as session:
+        stale = await queries.open_claims(session, now)
+    taken = 0
+    for claim in stale:
+        provider = ctx.config.provider(claim.provider)
+        if provider is None or slot_for(provider, now) != claim.slot:
+            continue  # removed from config, or the next slot has begun: its run is due
+        async with ctx.sessions() as session:
+            if not await queries.take_over_slot(session, claim, ctx.replica, now,
+                                                slot_lease(provider)):
+                continue  # another replica took it first
+        log.info("slot taken over", extra={"action": "slot_taken_over",
+                                           "provider": provider.name, "slot": claim.slot,
+                                           "from": claim.claimed_by})
+        taken += 1
+        await probe_and_record(ctx, provider, claim.slot)
+    return taken
 
 
 async def probe_and_record(ctx: AppContext, provider: ProviderConfig,
@@ -124,6 +164,13 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
                  slot: int | None = None) -> list[Event]:
     now = ctx.clock()
     async with ctx.sessions() as session, session.begin():
+        if slot is not None and not await queries.finish_slot(session, provider.name, slot,
+                                                              ctx.replica):
+            # Our lease ran out (a long database outage) and another replica took the
+            # slot over: its run stands, so two runs of one slot are never recorded.
+            log.warning("slot was taken over; this run is not recorded", extra={
+                "action": "slot_lost", "provider": provider.name, "slot": slot})
+            return []
         previous = await queries.load_state(session, provider.name, now)
         state, events = detect(previous, result, provider.thresholds, now)
         queries.add_run(session, result, slot)

@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
-from monitor.service.probing import run_slot, slot_offset
+from monitor.service.probing import run_slot, slot_offset, take_over_slots
 from monitor.store import queries
 
 log = logging.getLogger("monitor.scheduler")
@@ -25,6 +25,8 @@ log = logging.getLogger("monitor.scheduler")
 # bounds how late an arrival can be seen (the latency without a Received timestamp).
 RECEIVE_EVERY = timedelta(seconds=2)
 RETENTION_EVERY = timedelta(hours=1)
+# How soon a dead replica's claimed slot is noticed once its lease ran out.
+TAKEOVER_EVERY = timedelta(seconds=2)
 
 
 def _aligned_start(interval: float, offset: float, now: datetime) -> datetime:
@@ -52,6 +54,9 @@ def build_scheduler(ctx: AppContext,
             run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
                 interval, slot_offset(provider), now)),
             args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
+    scheduler.add_job(guarded, IntervalTrigger(seconds=TAKEOVER_EVERY.total_seconds()),
+                      args=(ctx, "slot takeover", lambda: take_over_slots(ctx)), id="takeover",
+                      next_run_time=now + timedelta(seconds=TAKEOVER_EVERY.total_seconds()))
     scheduler.add_job(guarded, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
                       args=(ctx, "retention", lambda: prune(ctx)), id="retention",
                       next_run_time=now + timedelta(seconds=30))

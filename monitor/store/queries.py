@@ -48,15 +48,51 @@ def _pg(session: AsyncSession) -> bool:
 
 
 async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: str,
-                     now: datetime) -> bool:
+                     now: datetime, lease: timedelta) -> bool:
     """Insert (provider, slot); exactly one replica succeeds. Commits on its own."""
-    session.add(SlotClaimRow(provider=provider, slot=slot, claimed_by=replica, claimed_at=now))
+    session.add(SlotClaimRow(provider=provider, slot=slot, claimed_by=replica, claimed_at=now,
+                             lease_until=now + lease, done=False))
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
         return False
     return True
+
+
+async def open_claims(session: AsyncSession, now: datetime, *,
+                      limit: int = 100) -> Sequence[SlotClaimRow]:
+    """Claims whose lease ran out with their run not recorded: the claimant died."""
+    return (await session.exec(select(SlotClaimRow)
+                               .where(col(SlotClaimRow.done).is_(False))
+                               .where(col(SlotClaimRow.lease_until) < now)
+                               .order_by(col(SlotClaimRow.lease_until)).limit(limit))).all()
+
+
+async def take_over_slot(session: AsyncSession, claim: SlotClaimRow, replica: str,
+                         now: datetime, lease: timedelta) -> bool:
+    """Move a dead claimant's expired claim to `replica`; one taker wins. Commits."""
+    result = await session.exec(
+        sa.update(SlotClaimRow)
+        .where(col(SlotClaimRow.provider) == claim.provider)
+        .where(col(SlotClaimRow.slot) == claim.slot)
+        .where(col(SlotClaimRow.claimed_by) == claim.claimed_by)
+        .where(col(SlotClaimRow.done).is_(False))
+        .where(col(SlotClaimRow.lease_until) < now)
+        .values(claimed_by=replica, lease_until=now + lease))
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def finish_slot(session: AsyncSession, provider: str, slot: int, replica: str) -> bool:
+    """Mark the slot's run recorded (caller's transaction); False if it was taken over."""
+    result = await session.exec(
+        sa.update(SlotClaimRow)
+        .where(col(SlotClaimRow.provider) == provider)
+        .where(col(SlotClaimRow.slot) == slot)
+        .where(col(SlotClaimRow.claimed_by) == replica)
+        .values(done=True))
+    return bool(result.rowcount == 1)
 
 
 # -- provider state and runs ------------------------------------------------------------
@@ -381,6 +417,17 @@ async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: Deliv
     session.add(row)
     await session.commit()
     return True
+
+
+async def renew_claims(session: AsyncSession, delivery_ids: Sequence[str], worker: str,
+                       until: datetime) -> int:
+    """Extend `worker`'s claims on these deliveries (those it still holds). Commits."""
+    result = await session.exec(sa.update(DeliveryRow)
+                                .where(col(DeliveryRow.id).in_(delivery_ids))
+                                .where(col(DeliveryRow.claimed_by) == worker)
+                                .values(claimed_until=until))
+    await session.commit()
+    return int(result.rowcount)
 
 
 async def outbox_depth(session: AsyncSession) -> int:

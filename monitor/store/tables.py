@@ -177,12 +177,16 @@ class SlotClaimRow(SQLModel, table=True):
     """(provider, slot) inserted by the one replica that runs that slot."""
 
     __tablename__ = "slot_claim"
-    __table_args__ = (sa.Index("ix_slot_claim_claimed_at", "claimed_at"),)
+    __table_args__ = (sa.Index("ix_slot_claim_claimed_at", "claimed_at"),
+                      sa.Index("ix_slot_claim_open", "done", "lease_until"))
 
     provider: str = Field(primary_key=True, max_length=64)
     slot: int = Field(primary_key=True, sa_type=sa.BigInteger)
     claimed_by: str = Field(max_length=64)
     claimed_at: datetime = _ts()
+    # Past this, a claim whose run is not recorded (`done`) may be taken over.
+    lease_until: datetime | None = _ts(default=None)
+    done: bool = Field(default=False, sa_column_kwargs={"server_default": sa.true()})
 
 
 class CheckRow(SQLModel, table=True):

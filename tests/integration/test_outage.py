@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -23,6 +22,7 @@ from monitor.store.db import migrate
 from monitor.store.tables import RunRow
 from tests.pgcluster import Cluster
 from tests.unit.scripted_smtp import Drip, ScriptedServer
+from tests.waiting import until
 
 
 class Records(logging.Handler):
@@ -56,13 +56,6 @@ async def cluster() -> AsyncIterator[Cluster]:
     own.start()
     yield own
     own.remove()
-
-
-async def until(condition: object, what: str, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def runs(ctx: AppContext) -> list[RunRow]:

@@ -138,9 +138,10 @@ async def test_slot_claimed_once(url: str) -> None:
     try:
         await migrate(ctx.engine)
         async with ctx.sessions() as a, ctx.sessions() as b:
-            assert await queries.claim_slot(a, "p", 42, "replica-a", NOW)
-            assert not await queries.claim_slot(b, "p", 42, "replica-b", NOW)
-            assert await queries.claim_slot(b, "p", 43, "replica-b", NOW)
+            lease = timedelta(seconds=40)
+            assert await queries.claim_slot(a, "p", 42, "replica-a", NOW, lease)
+            assert not await queries.claim_slot(b, "p", 42, "replica-b", NOW, lease)
+            assert await queries.claim_slot(b, "p", 43, "replica-b", NOW, lease)
     finally:
         await ctx.engine.dispose()
 

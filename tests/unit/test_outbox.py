@@ -27,6 +27,7 @@ from monitor.store.db import migrate
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.retry import RetryPolicy
 from tests.receivers import Receiver, Reply, running
+from tests.waiting import until
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -359,3 +360,60 @@ async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
         assert await attempts(ctx) == []
     finally:
         await ctx.engine.dispose()
+
+
+def _real_clock_ctx(url: str, receiver_url: str) -> AppContext:
+    ctx = make_ctx(url, receiver_url, Clock())
+    ctx.clock = lambda: datetime.now(UTC)  # leases run out in real time here
+    return ctx
+
+
+async def test_a_slow_send_keeps_its_claim_past_the_lease(tmp_path: Path,
+                                                          receiver: Receiver) -> None:
+    receiver.script = [Reply(200, delay=2.0)]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    a, b = _real_clock_ctx(url, receiver.url), _real_clock_ctx(url, receiver.url)
+    lease = timedelta(seconds=0.6)
+    first, second = Outbox(a, lease=lease), Outbox(b, lease=lease)
+    try:
+        await setup(a)
+        sending = asyncio.create_task(first.deliver_due())
+        await until(lambda: receiver.received or sending.done(), "the first send")
+        # The send takes over three leases; renewed, the claim stays with the first worker.
+        while not sending.done():
+            assert await second.deliver_due() == 0
+            await asyncio.sleep(0.1)
+        assert await sending == 1
+        assert len(receiver.received) == 1
+        assert (await delivery(a)).status == "delivered"
+    finally:
+        for worker in (first, second):
+            await worker.client.aclose()
+        await a.engine.dispose()
+        await b.engine.dispose()
+
+
+async def test_a_dead_workers_delivery_is_sent_again_within_its_lease(
+        tmp_path: Path, receiver: Receiver) -> None:
+    receiver.script = [Reply(200, delay=30.0), Reply(200)]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    a, b = _real_clock_ctx(url, receiver.url), _real_clock_ctx(url, receiver.url)
+    lease = timedelta(seconds=1)
+    first, second = Outbox(a, lease=lease), Outbox(b, lease=lease)
+    try:
+        [event] = await setup(a)
+        sending = asyncio.create_task(first.deliver_due())
+        await until(lambda: receiver.received, "the first send")
+        sending.cancel()  # the worker dies mid-send: nothing renews its claim any more
+        died = asyncio.get_running_loop().time()
+        while await second.deliver_due() == 0:
+            assert asyncio.get_running_loop().time() - died < 5, "never sent again"
+            await asyncio.sleep(0.1)
+        assert asyncio.get_running_loop().time() - died < lease.total_seconds() + 1
+        assert [r.headers["webhook-id"] for r in receiver.received] == [event.id, event.id]
+        assert (await delivery(a)).status == "delivered"
+    finally:
+        for worker in (first, second):
+            await worker.client.aclose()
+        await a.engine.dispose()
+        await b.engine.dispose()

@@ -35,3 +35,57 @@ async def test_a_probe_that_cannot_start_is_recorded_and_raises_probe_failed(
         assert events[0].data["class"] == "protocol"
     finally:
         await ctx.engine.dispose()
+
+
+async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.service.probing import slot_for, slot_lease, take_over_slots
+    from monitor.store.tables import SlotClaimRow
+    from tests.unit.scripted_smtp import ScriptedServer
+
+    async with ScriptedServer() as server:
+        config = Config.model_validate({"providers": [
+            {"name": "p", "host": "127.0.0.1", "port": server.port, "helo": "t.test",
+             "interval": "60s", "timeout": "5s"}]})
+        url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+        dead, alive = AppContext.create(config, url), AppContext.create(config, url)
+        provider = config.providers[0]
+        start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        now = start
+        for ctx in (dead, alive):
+            ctx.clock = lambda: now
+        try:
+            await migrate(dead.engine)
+            slot = slot_for(provider, now)
+            async with dead.sessions() as session:  # claims, then dies before probing
+                assert await queries.claim_slot(session, "p", slot, dead.replica, now,
+                                                slot_lease(provider))
+            assert await take_over_slots(alive) == 0  # within the lease: presumed alive
+            now += slot_lease(provider) + timedelta(seconds=1)
+            assert slot_for(provider, now) == slot  # still within the slot's interval
+            assert await take_over_slots(alive) == 1
+            assert await take_over_slots(alive) == 0  # recorded: done
+            async with alive.sessions() as session:
+                [run] = (await session.exec(sa.select(RunRow))).scalars().all()
+                claim = await session.get(SlotClaimRow, ("p", slot))
+            assert (run.slot, run.provider) == (slot, "p")
+            assert claim is not None and claim.claimed_by == alive.replica and claim.done
+            # The dead replica's late result, if it ever came, is not recorded twice.
+            late = await probe_and_record(dead, provider, slot)
+            assert late.ok
+            async with alive.sessions() as session:
+                assert len((await session.exec(sa.select(RunRow))).scalars().all()) == 1
+
+            # A claim left open until its slot is over is not run: the next slot is due.
+            now = start + provider.interval
+            current = slot_for(provider, now)
+            assert current == slot + 1
+            async with dead.sessions() as session:
+                assert await queries.claim_slot(session, "p", current, dead.replica, now,
+                                                slot_lease(provider))
+            now += provider.interval  # the lease and the slot are both over
+            assert await take_over_slots(alive) == 0
+        finally:
+            await dead.engine.dispose()
+            await alive.engine.dispose()
