@@ -12,7 +12,8 @@ Public surface, for `POST /v1/checks` and `monitor check`:
 
 Exceptions: only `CheckError` (errors.py), raised before anything is sent.
 Modules: model (request/report), records (SPF/DMARC syntax), dns (lookups),
-verdict (pure decision), runner (the check), event, render (text), cli.
+verdict (pure decision), runner (the check), event. The command and its text output
+are monitor/cli/check.py and monitor/cli/render_check.py.
 """
 
 from monitor.checks.dns import check_domain

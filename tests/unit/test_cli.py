@@ -196,3 +196,74 @@ async def test_ctrl_c_in_probe_exits_130_with_one_line(tmp_path: Path) -> None:
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130
     assert err.decode().strip() == "interrupted"
+
+
+async def test_events_and_status_read_the_database(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from monitor.events.model import Event, EventType
+    from monitor.events.state import Health, ProviderState
+    from monitor.store import queries
+    from monitor.store.db import make_engine, migrate, sessions
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+    now = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+        async with sessions(engine)() as session, session.begin():
+            await queries.add_events(session, [
+                Event(id="e1", type=EventType.PROBE_CODE_CHANGED, timestamp=now, provider="p",
+                      data={"step": "rcpt", "recipient": "seed@x.test",
+                            "previous": {"code": 250, "enhanced_code": "2.1.5"},
+                            "current": {"code": 451, "enhanced_code": "4.3.0"}}),
+                Event(id="e2", type=EventType.DELIVERY_FAILED, timestamp=now, provider="p",
+                      data={"mailbox": "seed", "message": "junk \x1b[2J", "class": "delivery"}),
+            ], now)
+            await queries.save_state(session, "p", ProviderState(health=Health.DOWN,
+                                                                 consecutive_failures=2), now)
+    finally:
+        await engine.dispose()
+    env = {"MONITOR_DATABASE_URL": url}
+
+    code, out, err = await monitor("events", env=env)
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"2026-05-01 09:30:00  {'probe.code_changed':28} {'p':20} "
+        "rcpt seed@x.test: 250 2.1.5 -> 451 4.3.0",
+        f"2026-05-01 09:30:00  {'delivery.failed':28} {'p':20} "
+        "seed: junk \\x1b[2J (delivery)"]
+    code, out, _ = await monitor("events", "--type", "delivery.failed", "--json", env=env)
+    assert code == 0 and [e["id"] for e in json.loads(out)] == ["e2"]
+
+    code, out, err = await monitor("status", env=env)
+    assert code == 0, err
+    assert out.split()[:4] == ["p", "down", "delivery=unknown", "failures=2"]
+    code, out, _ = await monitor("status", "--json", env=env)
+    assert code == 0 and json.loads(out)["p"]["health"] == "down"
+
+
+def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
+    """`monitor probe` must not pay for the database, HTTP client and DNS stacks, nor
+    building the parser for anything but the standard library (a cron job pays each run)."""
+    import subprocess
+
+    config = tmp_path / "c.yaml"  # port 1 refuses: the probe's whole code path, fast
+    config.write_text("providers:\n  - {name: p, host: 127.0.0.1, port: 1, tls: none}\n")
+    script = f"""
+import sys
+from monitor.cli.main import parser
+parser().parse_args(["probe", "p"])
+heavy = {{"asyncio", "pydantic", "yaml", "sqlalchemy", "sqlmodel", "alembic", "aiosqlite",
+          "asyncpg", "httpx", "dns", "uvicorn", "starlette", "aiosmtplib"}}
+print(sorted(heavy & {{m.split(".")[0] for m in sys.modules}}))
+from monitor.cli.main import main
+code = main(["probe", "p", "--config", {str(config)!r}])
+print(code, sorted({{m.split(".")[0] for m in sys.modules}} & {{
+    "sqlalchemy", "sqlmodel", "alembic", "aiosqlite", "asyncpg", "httpx", "dns", "uvicorn"}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    parsing, probing = done.stdout.splitlines()[:1], done.stdout.splitlines()[-1:]
+    assert parsing == ["[]"]
+    assert probing == ["1 []"], done.stdout

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.checks.cli import ProgressPrinter
 from monitor.checks.model import CheckReport, Progress, Stage
 from monitor.cli import main
+from monitor.cli.check import ProgressPrinter
 from monitor.config.models import parse_nameserver
 from monitor.sandbox import Sandbox
 from tests.unit.checks.conftest import SENDER

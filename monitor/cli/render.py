@@ -1,25 +1,19 @@
-"""Human-readable output of a probe result: step table, TLS, capabilities, diagnosis,
-and the receive side's verdict under it."""
+"""Human-readable output of a probe result: the step table, TLS, capabilities,
+diagnosis, and the receive side's verdict under it (`monitor probe`).
+
+Returns plain text; the caller prints it through `terminal_safe` (monitor/cli/terminal.py).
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from monitor.events.summary import failure as failure_text
 from monitor.probe.result import ProbeResult, StepResult, TlsInfo
 from monitor.receive.result import ReceiveResult, ReceiveStatus
 
 _TEXT_WIDTH = 64
-# C0 controls but newline, DEL, C1 controls, and the bidi overrides/isolates that
-# reorder what a terminal shows (CVE-2021-42574).
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """Server text is untrusted: ESC, NUL and friends are shown, not obeyed."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                       else f"\\u{ord(m.group()):04x}", text)
 
 
 def _cell(step: StepResult) -> list[str]:
@@ -83,13 +77,11 @@ def render_result(result: ProbeResult) -> str:
     if result.ok:
         out.append(f"OK in {result.duration_ms:.0f} ms")
     else:
-        failure = result.failure
-        where = failure.step.value if failure else "?"
-        code = f" {failure.code}" if failure and failure.code else ""
-        enhanced = f" {failure.enhanced_code}" if failure and failure.enhanced_code else ""
-        out.append(f"FAILED at {where}{code}{enhanced} "
-                   f"({result.failure_class.value if result.failure_class else '?'}) "
-                   f"after {result.duration_ms:.0f} ms")
+        failed = result.failure
+        cls = result.failure_class.value if result.failure_class else None
+        where = (failure_text(failed.step.value, failed.code, failed.enhanced_code, cls)
+                 if failed else failure_text(None, None, None, cls))
+        out.append(f"FAILED at {where} after {result.duration_ms:.0f} ms")
         if result.diagnosis is not None:
             out.append(f"  {result.diagnosis.summary}")
             out.append(f"  Next: {result.diagnosis.action}")

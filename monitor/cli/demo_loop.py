@@ -1,4 +1,4 @@
-"""`monitor demo`: the whole loop on loopback, with nothing to install or configure.
+"""The demo `monitor demo` runs: the whole loop on loopback, nothing to install or configure.
 
 One process runs: the sandbox SMTP server (STARTTLS with a generated
 certificate, AUTH, a Maildir), a Maildir seed mailbox, a webhook receiver that
@@ -6,6 +6,9 @@ verifies every Standard Webhooks signature, and the service itself (scheduler,
 receive checker, outbox, HTTP API) on a short interval. The sandbox then
 answers 451 and later 550 at RCPT for a while, which the terminal shows as
 signed `probe.code_changed` / `probe.failed` webhooks, then the recovery.
+
+Imported only when the demo runs (monitor/cli/demo.py): it brings uvicorn, starlette
+and the whole service.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from monitor.api import Tokens
-from monitor.cli import EXIT_INTERRUPTED
+from monitor.cli.command import ExitCode
+from monitor.cli.terminal import terminal_safe
 from monitor.config import Config
 from monitor.events.model import EventType
+from monitor.events.summary import failure, summary
 from monitor.receive import ReceiveOptions
 from monitor.sandbox import Sandbox
 from monitor.service.context import AppContext
@@ -84,22 +89,10 @@ class DemoReceiver:
         self.types.append(payload["type"])
         if payload["type"] == EventType.PROBE_RECOVERED.value:
             self.recovered.set()
-        self.out(f"  webhook {payload['type']:<28} {_describe(payload['data'])}  "
+        detail = summary(payload["type"], payload["data"])
+        self.out(f"  webhook {payload['type']:<28} {detail}  "
                  f"[signature verified, webhook-id {request.headers['webhook-id']}]")
         return Response("ok")
-
-
-def _describe(data: dict[str, Any]) -> str:
-    if "previous" in data:
-        prev, cur = data["previous"], data["current"]
-        return (f"{data['step']} {data.get('recipient') or ''}: {prev['code']} "
-                f"{prev['enhanced_code'] or ''} -> "
-                f"{cur['code']} {cur['enhanced_code'] or ''}")
-    if "code" in data:
-        return f"{data.get('step')} {data.get('code') or ''} ({data.get('class')})"
-    if "threshold_days" in data:
-        return f"certificate expires in {data.get('days_left')} days"
-    return ""
 
 
 class _Server(uvicorn.Server):
@@ -175,8 +168,9 @@ async def _watch_runs(ctx: AppContext, out: Callable[[str], None]) -> None:
                     f"{result['duration_ms']:.0f} ms")
             else:
                 failed = next(s for s in result["steps"] if s.get("failure_class"))
-                out(f"{at} probe FAILED at {failed['step']} {failed['code'] or ''} "
-                    f"{failed['enhanced_code'] or ''} ({failed['failure_class']})")
+                out(f"{at} probe FAILED at "
+                    + failure(failed["step"], failed["code"], failed["enhanced_code"],
+                              failed["failure_class"]))
         await asyncio.sleep(0.3)
 
 
@@ -190,9 +184,9 @@ async def _after_runs(ctx: AppContext, count: int) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run_demo(*, once: bool = False, interval: float = 2.0) -> int:
+async def run_demo(*, once: bool = False, interval: float = 2.0) -> ExitCode:
     def out(line: str) -> None:
-        print(line, flush=True)
+        print(terminal_safe(line), flush=True)  # the sandbox's replies, the webhooks' data
 
     _own_ctrl_c()
     with tempfile.TemporaryDirectory(prefix="monitor-demo-") as tmp:
@@ -244,8 +238,9 @@ async def run_demo(*, once: bool = False, interval: float = 2.0) -> int:
                 watcher.cancel()
             await sandbox.stop()
     if interrupted:
-        return EXIT_INTERRUPTED
-    return 0 if receiver.rejected == 0 and receiver.verified > 0 else 1
+        return ExitCode.INTERRUPTED
+    ok = receiver.rejected == 0 and receiver.verified > 0
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def _own_ctrl_c() -> None:
@@ -263,14 +258,6 @@ def _own_ctrl_c() -> None:
             demo.cancel()
             return
         print("Stopped.", file=sys.stderr, flush=True)
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(ExitCode.INTERRUPTED)
 
     loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
-
-
-def main(once: bool, interval: float) -> int:
-    try:
-        return asyncio.run(run_demo(once=once, interval=interval))
-    except KeyboardInterrupt:  # a second Ctrl-C while stopping
-        print("Stopped.", file=sys.stderr)
-        return EXIT_INTERRUPTED

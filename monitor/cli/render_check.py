@@ -1,4 +1,5 @@
-"""Human-readable output of a check: progress bar, seed table, DNS section, verdict."""
+"""Human-readable output of a check (`monitor check`): progress bar, seed table, DNS section,
+verdict. Plain text: the command prints it through `terminal_safe`."""
 
 from __future__ import annotations
 

@@ -3,37 +3,44 @@ for the message on the receive side, with progress on stderr."""
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitor.config import Config, ProviderConfig, load_config
-from monitor.probe import ProbeResult, run_probe
-from monitor.receive import (
-    PendingToken,
-    ReceiveOptions,
-    ReceiveResult,
-    pending_tokens,
-    wait_for_arrival,
-)
-from monitor.render import render_receive, render_result, terminal_safe
+from monitor.cli.command import Commands, ExitCode, UsageError, add_config_option
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from monitor.config import Config, ProviderConfig
+    from monitor.probe import ProbeResult
+    from monitor.receive import PendingToken, ReceiveResult
 
 
-def probe_command(name: str, config_path: Path | None, *, as_json: bool) -> int:
-    config = load_config(config_path)
-    provider = config.provider(name)
+def register(commands: Commands[argparse.ArgumentParser]) -> None:
+    probe = commands.add_parser("probe", help="run one probe now and print every step")
+    probe.add_argument("name", help="provider name from the config")
+    add_config_option(probe)
+    probe.add_argument("--json", action="store_true", help="print the result as JSON")
+    probe.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    import asyncio
+
+    from monitor.cli.render import render_receive, render_result
+    from monitor.cli.terminal import terminal_safe
+    from monitor.config import load_config
+
+    config = load_config(args.config)
+    provider = config.provider(args.name)
     if provider is None:
         known = ", ".join(p.name for p in config.providers) or "none configured"
-        print(f"error: {config.source}: no provider named {name!r} (known: {known})",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"{config.source}: no provider named {args.name!r} (known: {known})")
     result, received = asyncio.run(_probe_and_receive(provider, config))
-    if as_json:
+    if args.json:
         data = json.loads(result.model_dump_json())
         if received:  # only for sends to configured mailboxes: other output is unchanged
             data["receive"] = [json.loads(r.model_dump_json()) for r in received]
@@ -42,12 +49,17 @@ def probe_command(name: str, config_path: Path | None, *, as_json: bool) -> int:
         print(terminal_safe(render_result(result)
                             + ("\n\n" + render_receive(received) if received else "")))
     ok = result.ok and all(r.ok for r in received)  # missing, late or junk fail the probe
-    return EXIT_OK if ok else EXIT_FAILED
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 async def _probe_and_receive(provider: ProviderConfig,
                              config: Config) -> tuple[ProbeResult, list[ReceiveResult]]:
     """Probe, then wait (bounded by each mailbox's `deliver_within`) for the message."""
+    import asyncio
+
+    from monitor.probe import run_probe
+    from monitor.receive import ReceiveOptions, pending_tokens, wait_for_arrival
+
     result = await run_probe(provider, config)
     pending = pending_tokens(result, config)
     if not pending:

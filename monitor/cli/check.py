@@ -11,23 +11,42 @@ Exit 0 passed, 1 failed, 2 usage or config error (and an unfinished check).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pydantic import ValidationError
+from monitor.cli.command import Commands, ExitCode, UsageError, add_config_option
 
-from monitor.config.models import parse_nameserver
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-
-class UsageError(Exception):
-    pass
+def register(commands: Commands[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "check", help="pre-campaign check: send to seed mailboxes, check DNS, give a verdict",
+        description="A pre-campaign check from the command line, no server needed: one "
+                    "tagged message per seed mailbox through the provider, the wait for each, "
+                    "the sender domain's MX/SPF/DMARC, and a verdict. Exit 0 passed, "
+                    "1 failed, 2 usage or config error.")
+    p.add_argument("--provider", required=True, help="provider name from the config")
+    p.add_argument("--from", dest="sender", required=True, metavar="ADDRESS",
+                   help="the campaign's sender address (its domain's DNS is checked)")
+    p.add_argument("--seed", dest="seeds", action="append", required=True, metavar="MAILBOX",
+                   help="a configured mailbox name; repeat for each seed")
+    p.add_argument("--subject", default=None, help="the campaign's subject")
+    p.add_argument("--text-file", type=Path, default=None, help="plain-text body (UTF-8)")
+    p.add_argument("--html-file", type=Path, default=None, help="HTML body (UTF-8)")
+    add_config_option(p)
+    p.add_argument("--dns-server", default=None, metavar="IP[:PORT]",
+                   help="resolver for the sender domain's DNS (default: settings.dns_server "
+                        "from the config, else the system's)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=run)
 
 
 def _dns_server(value: str) -> tuple[str, int]:
+    from monitor.config.models import parse_nameserver
+
     try:
         return parse_nameserver(value)  # the one parser, shared with settings.dns_server
     except ValueError as exc:
@@ -62,7 +81,7 @@ class ProgressPrinter:
         self.last = ""
 
     async def __call__(self, report: Any) -> None:
-        from monitor.checks.render import progress_bar
+        from monitor.cli.render_check import progress_bar
 
         line = progress_bar(report.progress)
         if line == self.last:
@@ -77,12 +96,17 @@ class ProgressPrinter:
             self.stream.flush()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
+    import asyncio
+
+    from pydantic import ValidationError
+
     from monitor.checks.errors import CheckError
     from monitor.checks.model import CheckRequest, CheckStatus, Verdict
-    from monitor.checks.render import render_report
     from monitor.checks.runner import new_check_id, resolve, run_check
-    from monitor.config import ConfigError, load_config
+    from monitor.cli.render_check import render_report
+    from monitor.cli.terminal import terminal_safe
+    from monitor.config import load_config
 
     try:
         nameserver = _dns_server(args.dns_server) if args.dns_server else None
@@ -90,19 +114,14 @@ def run(args: argparse.Namespace) -> int:
             "provider": args.provider, "from": args.sender, "seeds": args.seeds,
             "subject": args.subject, "text": _read(args.text_file, "--text-file"),
             "html": _read(args.html_file, "--html-file")})
-        config = load_config(args.config)
+        config = load_config(args.config)  # a ConfigError is `main`'s to print (exit 2)
         resolve(config, request)
         if nameserver is None:  # as the API does: the config's, else the system's
             nameserver = config.settings.dns_nameserver()
-    except (UsageError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except ValidationError as exc:
-        print(f"error: {_validation_message(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(_validation_message(exc)) from None
     except CheckError as exc:
-        print(f"error: {config.source or 'config'}: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"{config.source or 'config'}: {exc.message}") from None
 
     printer = ProgressPrinter(sys.stderr)
     try:
@@ -110,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
                                        dns_nameserver=nameserver, on_progress=printer))
     finally:
         printer.close()
+    # The report quotes SMTP replies and DNS records: server text.
     print(report.model_dump_json(indent=2, by_alias=True) if args.json
-          else render_report(report))
+          else terminal_safe(render_report(report)))
     if report.status is not CheckStatus.DONE:
-        return EXIT_USAGE
-    return EXIT_PASSED if report.verdict is Verdict.PASSED else EXIT_FAILED
+        return ExitCode.USAGE
+    return ExitCode.OK if report.verdict is Verdict.PASSED else ExitCode.FAILED

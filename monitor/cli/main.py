@@ -1,0 +1,46 @@
+"""The `monitor` parser, assembled from one module per command, and `main`.
+
+Every command module registers its sub-parser and a `run(args) -> ExitCode`
+(monitor/cli/command.py); `main` runs it and turns the errors every command shares
+(bad config, bad arguments, a refused database, Ctrl-C) into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from monitor.cli import check, config, demo, history, probe, serve, webhook
+from monitor.cli.command import Command, ExitCode, UsageError
+
+DESCRIPTION = "The `monitor` command line. Exit codes: 0 success, 1 probe failure, " \
+              "2 usage/config error."
+
+# In `monitor --help` order. Each module's top imports only the standard library: the
+# parser is built on every start, and `monitor probe` must not pay for the database,
+# HTTP and DNS stacks of the others (start-up time is most of a CLI run).
+COMMANDS: tuple[Command, ...] = (probe, config, serve, history, webhook, check, demo)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="monitor", description=DESCRIPTION)
+    commands = top.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(commands)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from monitor.config import ConfigError
+    from monitor.store.errors import SchemaTooNew, SecretKeyError
+
+    try:
+        return ExitCode(args.run(args))
+    except (UsageError, ConfigError, SchemaTooNew, SecretKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
