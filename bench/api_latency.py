@@ -271,9 +271,9 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("json.loads of the run.result column (SQLAlchemy JSON type)", ("JSON.result_processor",)),
     ("json.dumps of the response (JSONResponse.render)", ("JSONResponse.render",)),
     ("_view: ProviderView / ProviderState built and model_dump'ed", ("_view (monitor/api",)),
-    ("database calls: SQLAlchemy ORM + aiosqlite on the event loop (queries.states, "
-     "queries.last_run per provider; waking up for the aiosqlite thread's answers)",
-     ("queries.py", "sqlalchemy/", "sqlmodel/", "aiosqlite/", "greenlet", "_read_from_self")),
+    ("database calls: SQLAlchemy ORM + aiosqlite on the event loop (store.runs.states, "
+     "store.runs.last_runs; waking up for the aiosqlite thread's answers)",
+     ("store/runs.py", "sqlalchemy/", "sqlmodel/", "aiosqlite/", "greenlet", "_read_from_self")),
     ("HTTP: uvicorn, h11, Starlette, auth, the rest", ("",)),
 )
 LOOP_IDLE = "EpollSelector.select"  # the event loop waiting: for the client or the thread

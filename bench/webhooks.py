@@ -19,15 +19,11 @@ from datetime import UTC, datetime
 import httpx
 
 from monitor.events.model import Event, EventType
-from monitor.webhooks import (
-    DeliveryLimiter,
-    Destination,
-    OutcomeKind,
-    generate_secret,
-    make_client,
-    render,
-    send_limited,
-)
+from monitor.webhooks.channels import Destination, render
+from monitor.webhooks.limits import DeliveryLimiter
+from monitor.webhooks.outcome import OutcomeKind
+from monitor.webhooks.sender import make_client, send_limited
+from monitor.webhooks.signing import generate_secret
 
 
 async def _rate(n: int, concurrency: int, one: Callable[[int], Awaitable[float]]) -> tuple[

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from monitor import store
 from monitor.api.auth import Scope
 from monitor.api.errors import ApiError, validation_details
 from monitor.api.params import read_body
@@ -34,8 +35,6 @@ from monitor.checks import (
 )
 from monitor.receive import ReceiveOptions
 from monitor.service.context import AppContext
-from monitor.store import queries
-from monitor.store.tables import CheckRow
 
 log = logging.getLogger("monitor.checks")
 
@@ -52,14 +51,12 @@ class CheckAccepted(Out):
 def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
     async def save(report: CheckReport) -> None:
         async with ctx.sessions() as session, session.begin():
-            row = await session.get(CheckRow, report.id)
-            if row is not None:
-                row.status = report.status.value
-                row.report = report.model_dump(mode="json", by_alias=True)
-                row.finished_at = report.finished_at
-                session.add(row)
-                if report.finished_at is not None:
-                    await queries.add_events(session, [completed_event(report)], ctx.clock())
+            saved = await store.checks.save_report(
+                session, report.id, status=report.status.value,
+                report=report.model_dump(mode="json", by_alias=True),
+                finished_at=report.finished_at)
+            if saved and report.finished_at is not None:
+                await store.events.add_events(session, [completed_event(report)], ctx.clock())
 
     async def progress(report: CheckReport) -> None:
         if report.finished_at is None:  # the final report is saved with its event below
@@ -88,10 +85,10 @@ def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
         check_id = new_check_id()
         report = pending_report(check_id, body, ctx.config)
         async with ctx.sessions() as session, session.begin():
-            session.add(CheckRow(id=check_id, status=report.status.value,
-                                 created_at=ctx.clock(),
-                                 request=body.model_dump(mode="json", by_alias=True),
-                                 report=report.model_dump(mode="json", by_alias=True)))
+            store.checks.add_check(session, check_id=check_id, status=report.status.value,
+                                   created_at=ctx.clock(),
+                                   request=body.model_dump(mode="json", by_alias=True),
+                                   report=report.model_dump(mode="json", by_alias=True))
         ctx.track(asyncio.create_task(run(body, check_id, report)))
         location = f"/v1/checks/{check_id}"
         return JSONResponse(CheckAccepted(id=check_id, status=report.status.value,
@@ -100,7 +97,7 @@ def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
 
     async def get(request: Request) -> Response:
         async with ctx.sessions() as session:
-            row = await session.get(CheckRow, request.path_params["id"])
+            row = await store.checks.get_check(session, request.path_params["id"])
         if row is None:
             raise ApiError(404, "no such check")
         report = dict(row.report)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from monitor import store
 from monitor.api.errors import ApiError
 from monitor.api.params import cursor_param, encode_cursor, int_param, time_param
 from monitor.api.registry import Endpoint, Param
 from monitor.api.schemas import EventPage, EventView
 from monitor.events.model import EventType
 from monitor.service.context import AppContext
-from monitor.store import queries
 
 
 def event_endpoints(ctx: AppContext) -> list[Endpoint]:
@@ -23,7 +23,7 @@ def event_endpoints(ctx: AppContext) -> list[Endpoint]:
                            details={"known": [t.value for t in EventType]})
         limit = int_param(request, "limit", 50, low=1, high=500)
         async with ctx.sessions() as session:
-            rows = await queries.list_events(
+            rows = await store.events.list_events(
                 session, provider=request.query_params.get("provider"), types=types,
                 since=time_param(request, "since"), until=time_param(request, "until"),
                 before=cursor_param(request), limit=limit)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from monitor import store
 from monitor.api.auth import Scope
 from monitor.api.errors import ApiError
 from monitor.api.params import cursor_param, encode_cursor, int_param
@@ -16,7 +17,6 @@ from monitor.api.schemas import ProbeRun, ProviderList, ProviderState, ProviderV
 from monitor.config import ProviderConfig
 from monitor.service.context import AppContext
 from monitor.service.probing import probe_and_record
-from monitor.store import queries
 from monitor.store.tables import ProviderStateRow, RunRow
 
 # One on-demand probe per provider per this many seconds (each replica): a probe
@@ -52,23 +52,23 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
 
     async def list_providers(request: Request) -> Response:
         async with ctx.sessions() as session:
-            states = {s.provider: s for s in await queries.states(session)}
-            last = await queries.last_runs(session)
+            states = {s.provider: s for s in await store.runs.states(session)}
+            last = await store.runs.last_runs(session)
             items = [_view(p, states.get(p.name), last.get(p.name)) for p in ctx.config.providers]
         return JSONResponse({"items": items})
 
     async def get_provider(request: Request) -> Response:
         provider = provider_or_404(request)
         async with ctx.sessions() as session:
-            state = await session.get(ProviderStateRow, provider.name)
-            last = await queries.last_run(session, provider.name)
+            state = await store.runs.state(session, provider.name)
+            last = await store.runs.last_run(session, provider.name)
         return JSONResponse(_view(provider, state, last))
 
     async def results(request: Request) -> Response:
         provider = provider_or_404(request)
         limit = int_param(request, "limit", 20, low=1, high=200)
         async with ctx.sessions() as session:
-            runs = await queries.recent_runs(session, provider.name, limit=limit,
+            runs = await store.runs.recent_runs(session, provider.name, limit=limit,
                                              before=cursor_param(request))
         cursor = encode_cursor(runs[-1].id) if len(runs) == limit else None
         return JSONResponse({"items": [r.result for r in runs], "next_cursor": cursor})
@@ -84,7 +84,7 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
         last_probe[provider.name] = now
         result = await probe_and_record(ctx, provider)
         async with ctx.sessions() as session:
-            events = await queries.list_events(session, provider=provider.name, limit=20)
+            events = await store.events.list_events(session, provider=provider.name, limit=20)
         raised = [e.type for e in events if e.run_id == result.run_id]
         return JSONResponse(ProbeRun(result=result.model_dump(mode="json"),
                                      events=raised).model_dump(mode="json"))

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from monitor.config.models import Name
-from monitor.webhooks.signing import secret_key
+from monitor.webhooks import channels
+from monitor.webhooks.channels import SubscriptionKind
+from monitor.webhooks.channels.schema import (
+    CreateBase,
+    ProviderFilter,
+    WebhookUrl,
+    event_patterns,
+)
 
 
 class Out(BaseModel):
@@ -69,42 +86,40 @@ class EventPage(Out):
     next_cursor: str | None
 
 
-EVENT_PATTERN = re.compile(r"^(\*|[a-z]+\.\*|[a-z]+\.[a-z_]+)$")
-
-
-def _event_patterns(value: list[str] | None) -> list[str] | None:
-    bad = [v for v in value or () if not EVENT_PATTERN.match(v)]
-    if bad:
-        raise ValueError(f"not event types or patterns: {', '.join(bad)}")
-    return value
-
-
-URL = Field(default=None, max_length=2048, pattern=r"^https?://[^\s/?#]+([/?#]\S*)?$")
-ProviderFilter = Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$")]
-
-
 class SubscriptionCreate(In):
-    name: Name
-    kind: Literal["generic", "slack", "pagerduty"]
-    url: str | None = URL
-    routing_key: str | None = Field(default=None, max_length=256)
-    secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/=]{32,}$")
-    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=50)
-    providers: list[ProviderFilter] = Field(default_factory=lambda: ["*"], min_length=1,
-                                            max_length=200)
+    """The body of `POST /v1/subscriptions`, as the handler reads it.
 
-    _events = field_validator("events")(_event_patterns)
+    It is validated as its kind's own schema (each channel's `create` model, joined by
+    the channel registry), so errors name the fields the client sent and a kind gets only
+    its own fields; OpenAPI shows that union (`oneOf`, discriminated on `kind`).
+    """
 
-    @field_validator("secret")
+    name: str
+    kind: SubscriptionKind
+    url: str | None = None
+    routing_key: str | None = None
+    secret: str | None = None
+    events: list[str]
+    providers: list[str]
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _secret(cls, value: str | None) -> str | None:
-        if value is not None and len(secret_key(value)) < 24:
-            raise ValueError("a secret needs at least 24 bytes after whsec_")
-        return value
+    def _as_its_kind(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if isinstance(data, Mapping):
+            data = _CREATE.validate_python(data).model_dump()
+        return handler(data)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler(_CREATE.core_schema)
+
+
+_CREATE: TypeAdapter[CreateBase] = TypeAdapter(channels.SubscriptionCreate)
 
 
 class SubscriptionUpdate(In):
-    url: str | None = URL
+    url: WebhookUrl | None = None
     routing_key: str | None = Field(default=None, max_length=256)
     events: list[str] | None = Field(default=None, min_length=1, max_length=50)
     providers: list[ProviderFilter] | None = Field(default=None, min_length=1, max_length=200)
@@ -114,13 +129,13 @@ class SubscriptionUpdate(In):
         description="Generate a new secret; the old one keeps signing for `grace_hours`")
     grace_hours: int = Field(default=24, ge=0, le=720)
 
-    _events = field_validator("events")(_event_patterns)
+    _events = field_validator("events")(event_patterns)
 
 
 class SubscriptionView(Out):
     id: str
     name: str
-    kind: str
+    kind: SubscriptionKind
     url: str | None = Field(description="Scheme and host only: a Slack URL's path is a "
                                         "credential")
     events: list[str]

@@ -10,12 +10,10 @@ import hashlib
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from monitor import store
 from monitor.api.auth import Scope
 from monitor.api.errors import ApiError
 from monitor.api.params import cursor_param, encode_cursor, int_param, read_body
@@ -35,8 +33,7 @@ from monitor.api.schemas import (
 from monitor.events.model import Event, EventType
 from monitor.ids import new_id
 from monitor.service.context import AppContext
-from monitor.store import queries
-from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, EventRow, SubscriptionRow
+from monitor.store.tables import SubscriptionRow
 from monitor.webhooks.egress import check_destination
 from monitor.webhooks.errors import EgressRefused
 from monitor.webhooks.signing import generate_secret
@@ -60,24 +57,17 @@ def view(row: SubscriptionRow) -> SubscriptionView:
         rotating_until=row.rotated_until)
 
 
-async def delivery_views(ctx: AppContext, rows: list[DeliveryRow]) -> list[DeliveryView]:
-    out = []
-    async with ctx.sessions() as session:
-        for row in rows:
-            event = await session.get(EventRow, row.event_id)
-            attempts = (await session.exec(select(DeliveryAttemptRow).where(
-                DeliveryAttemptRow.delivery_id == row.id).order_by(
-                col(DeliveryAttemptRow.attempt)))).all()
-            out.append(DeliveryView(
-                id=row.id, event_id=row.event_id, event_type=event.type if event else None,
-                subscription_id=row.subscription_id, status=row.status, attempts=row.attempts,
-                next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
-                last_status=row.last_status, last_error=row.last_error,
-                created_at=row.created_at, delivered_at=row.delivered_at,
-                attempt_log=[AttemptView(attempt=a.attempt, at=a.at, status=a.status,
-                                         latency_ms=a.latency_ms, outcome=a.outcome,
-                                         response=a.response) for a in attempts]))
-    return out
+def delivery_view(log: store.outbox.DeliveryLog) -> DeliveryView:
+    row = log.delivery
+    return DeliveryView(
+        id=row.id, event_id=row.event_id, event_type=log.event_type,
+        subscription_id=row.subscription_id, status=row.status, attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+        last_status=row.last_status, last_error=row.last_error,
+        created_at=row.created_at, delivered_at=row.delivered_at,
+        attempt_log=[AttemptView(attempt=a.attempt, at=a.at, status=a.status,
+                                 latency_ms=a.latency_ms, outcome=a.outcome,
+                                 response=a.response) for a in log.attempts])
 
 
 def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
@@ -95,25 +85,20 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
 
     async def row_or_404(request: Request) -> SubscriptionRow:
         async with ctx.sessions() as session:
-            row = await session.get(SubscriptionRow, request.path_params["id"])
+            row = await store.subscriptions.get(session, request.path_params["id"])
         if row is None:
             raise ApiError(404, "no such subscription")
         return row
 
     async def list_subscriptions(request: Request) -> Response:
         async with ctx.sessions() as session:
-            rows = (await session.exec(select(SubscriptionRow).order_by(
-                col(SubscriptionRow.created_at)))).all()
+            rows = await store.subscriptions.listed(session)
         return JSONResponse({"items": [view(r).model_dump(mode="json") for r in rows]})
 
     async def create(request: Request) -> Response:
+        # Validated as its kind's own schema (the channel's `create` model): a missing url
+        # or routing_key is a 422 naming that field.
         body = await read_body(request, SubscriptionCreate)
-        if body.kind in ("generic", "slack") and not body.url:
-            raise ApiError(422, f"kind {body.kind} needs url",
-                           details=[{"field": "url", "problem": "required"}])
-        if body.kind == "pagerduty" and not body.routing_key:
-            raise ApiError(422, "kind pagerduty needs routing_key",
-                           details=[{"field": "routing_key", "problem": "required"}])
         await checked_url(body.url)
         secret = body.secret or generate_secret()
         row = SubscriptionRow(id=new_id(), name=body.name, kind=body.kind, url=body.url,
@@ -121,11 +106,8 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
                               events=body.events, providers=body.providers, source="api",
                               created_at=ctx.clock())
         async with ctx.sessions() as session:
-            session.add(row)
-            try:
-                await session.commit()
-            except IntegrityError:  # the name is unique: this also settles two racing creates
-                raise ApiError(409, f"a subscription named {body.name!r} exists") from None
+            if not await store.subscriptions.create(session, row):
+                raise ApiError(409, f"a subscription named {body.name!r} exists")
         created = SubscriptionCreated(**view(row).model_dump(), secret=secret)
         return JSONResponse(created.model_dump(mode="json"), status_code=201,
                             headers={"Location": f"/v1/subscriptions/{row.id}"})
@@ -141,7 +123,7 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
         await checked_url(body.url)
         new_secret = None
         async with ctx.sessions() as session:
-            current = await session.get(SubscriptionRow, row.id)
+            current = await store.subscriptions.get(session, row.id)
             if current is None:
                 raise ApiError(404, "no such subscription")
             for field in ("url", "routing_key", "events", "providers"):
@@ -155,25 +137,19 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
                 new_secret = generate_secret()
                 current.secrets = [new_secret, *current.secrets[:1]]
                 current.rotated_until = ctx.clock() + timedelta(hours=body.grace_hours)
-            session.add(current)
+            store.subscriptions.put(session, current)
             await session.commit()
             out = view(current).model_dump(mode="json")
+        # Without a rotation there is no `secret` key; every other field is always there.
         return JSONResponse(SubscriptionUpdated(**out, secret=new_secret).model_dump(
-            mode="json", exclude_none=new_secret is None))
+            mode="json", exclude={"secret"} if new_secret is None else None))
 
     async def delete(request: Request) -> Response:
         row = await row_or_404(request)
         if row.source == "config":
             raise ApiError(409, "this subscription comes from the config file; remove it there")
         async with ctx.sessions() as session:
-            ids = select(DeliveryRow.id).where(DeliveryRow.subscription_id == row.id)
-            await session.exec(sa.delete(DeliveryAttemptRow).where(
-                col(DeliveryAttemptRow.delivery_id).in_(ids)))
-            await session.exec(sa.delete(DeliveryRow).where(
-                col(DeliveryRow.subscription_id) == row.id))
-            await session.exec(sa.delete(SubscriptionRow).where(
-                col(SubscriptionRow.id) == row.id))
-            await session.commit()
+            await store.subscriptions.delete(session, row.id)
         return Response(status_code=204)
 
     async def send_test(request: Request) -> Response:
@@ -186,30 +162,23 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
                                            "subscription": row.name})
         delivery_id = new_id()
         async with ctx.sessions() as session, session.begin():
-            session.add(EventRow(id=event.id, type=event.type.value, provider=None,
-                                 timestamp=now, data=event.data))
-            await session.flush()
-            session.add(DeliveryRow(id=delivery_id, event_id=event.id, subscription_id=row.id,
-                                    next_attempt_at=now, created_at=now))
+            await store.outbox.enqueue_test(session, event, row.id, delivery_id, now)
         return JSONResponse(Accepted(id=delivery_id, status="pending").model_dump(),
                             status_code=202)
 
     async def deliveries(request: Request) -> Response:
         row = await row_or_404(request)
         limit = int_param(request, "limit", 50, low=1, high=200)
-        query = select(DeliveryRow).where(DeliveryRow.subscription_id == row.id)
-        if before := cursor_param(request):
-            query = query.where(col(DeliveryRow.id) < before)
         async with ctx.sessions() as session:
-            rows = list((await session.exec(query.order_by(col(DeliveryRow.id).desc())
-                                            .limit(limit))).all())
-        items = [v.model_dump(mode="json") for v in await delivery_views(ctx, rows)]
-        cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
+            logs = await store.outbox.delivery_log(session, row.id, limit=limit,
+                                                   before=cursor_param(request))
+        items = [delivery_view(log).model_dump(mode="json") for log in logs]
+        cursor = encode_cursor(logs[-1].delivery.id) if len(logs) == limit else None
         return JSONResponse({"items": items, "next_cursor": cursor})
 
     async def retry(request: Request) -> Response:
         async with ctx.sessions() as session:
-            if not await queries.replay_delivery(session, request.path_params["id"],
+            if not await store.outbox.replay_delivery(session, request.path_params["id"],
                                                  ctx.clock()):
                 raise ApiError(404, "no such delivery")
         return JSONResponse(Accepted(id=request.path_params["id"],

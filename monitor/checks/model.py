@@ -17,8 +17,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.probe.result import FailureClass, StepResult
+from monitor.probe.result import StepResult
 from monitor.receive.result import AuthVerdict, Placement, ReceiveStatus
+from monitor.results import FailureClass
 
 MAX_SEEDS = 50
 MAX_BODY_BYTES = 1024 * 1024  # per body; a campaign bigger than this is not a seed test

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from monitor.checks.dns import check_domain
@@ -33,12 +33,13 @@ from monitor.checks.model import (
 )
 from monitor.checks.verdict import decide
 from monitor.config import Config, ProbeMode, ProviderConfig
-from monitor.config.models import MailboxConfig, MailboxKind
+from monitor.config.models import MailboxConfig
 from monitor.ids import new_id
 from monitor.probe.engine import run_probe
 from monitor.probe.message import DEFAULT_TEXT, MessageSpec
 from monitor.probe.result import ProbeResult
-from monitor.receive import MailboxBackend, PendingToken, ReceiveOptions, wait_for_arrival
+from monitor.receive import PendingToken, ReceiveOptions, wait_for_arrival
+from monitor.receive.checker import Backends
 from monitor.receive.result import ReceiveResult
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def run_check(config: Config, request: CheckRequest, *, check_id: str,
                     dns_nameserver: tuple[str, int] | None = None,
                     receive_options: ReceiveOptions | None = None,
                     on_progress: ProgressCallback | None = None,
-                    receive_backends: Mapping[MailboxKind, MailboxBackend] | None = None,
+                    receive_backends: Backends | None = None,
                     dns_timeout: float = 2.0, dns_lifetime: float = 5.0,
                     created_at: datetime | None = None) -> CheckReport:
     """Run the check to the end and return its report (status `done` or `error`).
@@ -129,7 +130,7 @@ class _Run:
                  mailboxes: list[MailboxConfig], *, check_id: str,
                  created_at: datetime | None, on_progress: ProgressCallback | None,
                  options: ReceiveOptions | None,
-                 backends: Mapping[MailboxKind, MailboxBackend] | None) -> None:
+                 backends: Backends | None) -> None:
         self.config, self.request, self.provider = config, request, provider
         self.mailboxes = mailboxes
         self.check_id = check_id

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from monitor import store
 from monitor.api import Tokens
 from monitor.cli.command import ExitCode
 from monitor.cli.terminal import terminal_safe
@@ -44,7 +45,6 @@ from monitor.receive import ReceiveOptions
 from monitor.sandbox import Sandbox
 from monitor.service.context import AppContext
 from monitor.service.serve import service_app
-from monitor.store import queries
 from monitor.webhooks.errors import SignatureError
 from monitor.webhooks.signing import generate_secret, verify
 
@@ -148,8 +148,8 @@ async def _watch_runs(ctx: AppContext, out: Callable[[str], None]) -> None:
     checked = ctx.clock()
     while True:
         async with ctx.sessions() as session:
-            runs = list(reversed(await queries.recent_runs(session, "sandbox", limit=10)))
-            received = await queries.receive_results_since(session, checked)
+            runs = list(reversed(await store.runs.recent_runs(session, "sandbox", limit=10)))
+            received = await store.tokens.receive_results_since(session, checked)
         for row in received:
             checked = row.checked_at
             verdict = (f"seen in {row.placement}, {row.latency_ms:.0f} ms after DATA "
@@ -176,10 +176,10 @@ async def _watch_runs(ctx: AppContext, out: Callable[[str], None]) -> None:
 
 async def _after_runs(ctx: AppContext, count: int) -> None:
     async with ctx.sessions() as session:
-        start = len(await queries.recent_runs(session, "sandbox", limit=1000))
+        start = len(await store.runs.recent_runs(session, "sandbox", limit=1000))
     while True:
         async with ctx.sessions() as session:
-            if len(await queries.recent_runs(session, "sandbox", limit=1000)) >= start + count:
+            if len(await store.runs.recent_runs(session, "sandbox", limit=1000)) >= start + count:
                 return
         await asyncio.sleep(0.2)
 

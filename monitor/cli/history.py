@@ -29,11 +29,10 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
 
 def run_events(args: argparse.Namespace) -> ExitCode:
     async def show(session: AsyncSession) -> None:
+        from monitor import store
         from monitor.cli.terminal import terminal_safe
         from monitor.events.summary import summary
-        from monitor.store import queries
-
-        rows = await queries.list_events(session, provider=args.provider, types=args.types,
+        rows = await store.events.list_events(session, provider=args.provider, types=args.types,
                                          limit=args.limit)
         if args.json:
             print(json.dumps([{"id": r.id, "type": r.type, "provider": r.provider,
@@ -49,10 +48,9 @@ def run_events(args: argparse.Namespace) -> ExitCode:
 
 def run_status(args: argparse.Namespace) -> ExitCode:
     async def show(session: AsyncSession) -> None:
+        from monitor import store
         from monitor.cli.terminal import terminal_safe
-        from monitor.store import queries
-
-        states = await queries.states(session)
+        states = await store.runs.states(session)
         if args.json:
             print(json.dumps({r.provider: r.state for r in states}, indent=2))
             return

@@ -31,14 +31,28 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def _usage_error(exc: Exception) -> bool:
+    """A bad config, key or schema: one line and exit 2, not a traceback."""
     from monitor.config import ConfigError
+
+    if isinstance(exc, UsageError | ConfigError):
+        return True
+    # Only commands that opened the database raise these; importing the store just to
+    # catch them would cost `monitor probe` the whole database stack at start-up.
+    if "monitor.store" not in sys.modules:
+        return False
     from monitor.store.errors import SchemaTooNew, SecretKeyError
 
+    return isinstance(exc, SchemaTooNew | SecretKeyError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return ExitCode(args.run(args))
-    except (UsageError, ConfigError, SchemaTooNew, SecretKeyError) as exc:
+    except Exception as exc:
+        if not _usage_error(exc):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except KeyboardInterrupt:

@@ -95,7 +95,7 @@ def _load(source: Path, environ: Mapping[str, str]) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, list(_describe(exc, interpolated))) from None
+        raise ConfigError(source, list(_describe(exc, interpolated, data))) from None
     problems = list(_cross_check(config, interpolated))
     if problems:
         raise ConfigError(source, problems)
@@ -231,9 +231,9 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
 
 
 def _describe(
-    exc: ValidationError, interpolated: Mapping[str, list[str]]
+    exc: ValidationError, interpolated: Mapping[str, list[str]], data: Any = None
 ) -> Iterator[tuple[str, str]]:
-    for error in exc.errors(include_url=False):
+    for error in (_as_written(e, data) for e in exc.errors(include_url=False)):
         loc = tuple(error["loc"])
         path = _loc_to_path(loc)
         kind = error["type"]
@@ -250,6 +250,45 @@ def _describe(
               and str(error.get("input")) not in message):
             message = f"{message} (got {error['input']!r})"
         yield path, message
+
+
+def _as_written(error: Mapping[str, Any], data: Any) -> dict[str, Any]:
+    """`error` in terms of the keys the user wrote. A union discriminated on `kind`
+    puts the item's tag into the location (`mailboxes.0.imap.host`): it is dropped.
+    A missing or unknown tag is reported at the union item: it goes on its key, as
+    the error of an ordinary enum field would."""
+    loc = _without_tags(tuple(error["loc"]), data)
+    ctx = error.get("ctx") or {}
+    key = str(ctx.get("discriminator", "")).strip("'")
+    if error["type"] == "union_tag_not_found" and key:
+        return {**error, "loc": (*loc, key), "type": "missing"}
+    if error["type"] == "union_tag_invalid" and key:
+        head, comma, last = str(ctx["expected_tags"]).rpartition(", ")  # "'a', 'b', 'c'"
+        expected = f"{head} or {last}" if comma else last
+        return {**error, "loc": (*loc, key), "msg": f"Input should be {expected}",
+                "input": ctx.get("tag")}
+    return {**error, "loc": loc}
+
+
+def _without_tags(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
+    """`loc` without the part after an item that equals the item's `kind` (once: the
+    next part is a key again, even one spelt like the kind)."""
+    parts: list[int | str] = []
+    node, tag_dropped = data, False
+    for part in loc:
+        if not tag_dropped and isinstance(node, dict) and isinstance(part, str) and (
+                node.get("kind") == part):
+            tag_dropped = True
+            continue
+        parts.append(part)
+        tag_dropped = False
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(parts)
 
 
 def _is_scalar(value: object) -> bool:

@@ -9,8 +9,6 @@ is a config error rather than a failure of every probe.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import re
 import socket
@@ -18,7 +16,7 @@ import ssl
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -26,12 +24,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     SecretStr,
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema
 
 from monitor.config.durations import between
+from monitor.webhooks.channels import SubscriptionConfig as SubscriptionConfig
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
@@ -219,79 +220,41 @@ class ProviderConfig(Strict):
         return self
 
 
-class MailboxKind(StrEnum):
-    IMAP = "imap"
-    POP3 = "pop3"
-    MAILDIR = "maildir"
-    INBOUND = "inbound"
-
-
 class MailboxConfig(Strict):
+    """What every mailbox has. Each kind's own model adds the rest: it lives in its
+    backend module and is listed in `monitor.receive.registry`, which derives the
+    union, discriminated on `kind`, that `Config.mailboxes` holds.
+
+    `MailboxConfig.model_validate(data)` validates through that union, as the loader
+    does, and returns the kind's model (`ImapMailbox`, ...).
+    """
+
     name: Name
     address: Address
-    kind: MailboxKind
-    host: Host | None = None
-    port: Port | None = None
-    tls: TlsMode = TlsMode.IMPLICIT
-    tls_verify: bool = True
-    ca_file: Path | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    path: Path | None = None  # maildir
-    token: SecretStr | None = None  # inbound: authenticates the posting service
-    folders: tuple[str, ...] = ("INBOX",)
+    kind: str  # each kind narrows it to its Literal, the union's tag
     deliver_within: Interval = timedelta(minutes=5)
 
-    @model_validator(mode="after")
-    def _kind_has_what_it_needs(self) -> Self:
-        if self.kind in (MailboxKind.IMAP, MailboxKind.POP3):
-            missing = [f for f in ("host", "username", "password") if getattr(self, f) is None]
-            if missing:
-                raise ValueError(f"kind {self.kind.value} needs {', '.join(missing)}")
-        if self.kind is MailboxKind.MAILDIR and self.path is None:
-            raise ValueError("kind maildir needs `path`")
-        if self.kind is MailboxKind.INBOUND and self.token is None:
-            raise ValueError("kind inbound needs `token`")
-        return self
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        if cls is not MailboxConfig:
+            return super().model_validate(obj, **options)
+        from monitor.receive.registry import mailbox_adapter  # the backends import this module
+        return cast(Self, mailbox_adapter().validate_python(obj, **options))
 
 
-class SubscriptionKind(StrEnum):
-    GENERIC = "generic"
-    SLACK = "slack"
-    PAGERDUTY = "pagerduty"
+class _RegisteredMailbox:
+    """`Config.mailboxes` items: the registry's union, looked up when Config's schema is
+    built. That is deferred to Config's first use (`defer_build`), because the backend
+    modules that own the per-kind models import this module."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        from monitor.receive.registry import MAILBOX_UNION
+        return handler.generate_schema(MAILBOX_UNION)
 
 
-def _is_webhook_secret(value: str) -> bool:
-    # Checked here rather than with monitor.webhooks.signing, which imports this module.
-    if not value.startswith("whsec_"):
-        return False
-    encoded = value[len("whsec_"):]
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except binascii.Error:
-        return False
-    return len(key) >= 24
-
-
-class SubscriptionConfig(Strict):
-    name: Name
-    kind: SubscriptionKind
-    url: str | None = None
-    secret: SecretStr | None = None
-    routing_key: SecretStr | None = None
-    events: tuple[str, ...] = ("*",)
-    providers: tuple[str, ...] = ("*",)
-
-    @model_validator(mode="after")
-    def _kind_has_what_it_needs(self) -> Self:
-        if self.kind in (SubscriptionKind.GENERIC, SubscriptionKind.SLACK) and not self.url:
-            raise ValueError(f"kind {self.kind.value} needs `url`")
-        if self.kind is SubscriptionKind.PAGERDUTY and self.routing_key is None:
-            raise ValueError("kind pagerduty needs `routing_key`")
-        if self.secret is not None and not _is_webhook_secret(self.secret.get_secret_value()):
-            raise ValueError("`secret` must be whsec_ followed by base64 of at least 24 bytes "
-                             "(Standard Webhooks)")
-        return self
+AnyMailbox = Annotated[MailboxConfig, _RegisteredMailbox]
 
 
 def parse_nameserver(value: str) -> tuple[str, int]:
@@ -341,8 +304,12 @@ class Settings(Strict):
 
 
 class Config(Strict):
+    model_config = ConfigDict(defer_build=True)  # for AnyMailbox, see there
+
     providers: tuple[ProviderConfig, ...] = ()
-    mailboxes: tuple[MailboxConfig, ...] = ()
+    mailboxes: tuple[AnyMailbox, ...] = ()
+    # One model per kind, discriminated on `kind`: each channel module owns its keys and
+    # their validation (monitor/webhooks/channels/).
     subscriptions: tuple[SubscriptionConfig, ...] = ()
     settings: Settings = Settings()
     source: Path | None = Field(default=None, exclude=True)

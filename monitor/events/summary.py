@@ -13,14 +13,9 @@ Plain text, not escaped: a caller printing to a terminal applies `terminal_safe`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
-from monitor.events.model import EventType
-
-
-def reply(code: Any, enhanced: Any) -> str:
-    """`550 5.1.1`, `421`, or `` when the step got no reply at all."""
-    return " ".join(str(p) for p in (code, enhanced) if p not in (None, ""))
+from monitor.events.model import EventType, as_days, as_ms, is_number, reply, reply_of
 
 
 def failure(step: Any, code: Any, enhanced: Any, failure_class: Any) -> str:
@@ -41,26 +36,26 @@ def summary(event_type: EventType | str, data: Mapping[str, Any]) -> str:
         case EventType.PROBE_FAILED:
             return failure(d.get("step"), d.get("code"), d.get("enhanced_code"), d.get("class"))
         case EventType.PROBE_RECOVERED:
-            return f"ok in {_ms(d['duration_ms'])}" if _number(d.get("duration_ms")) else ""
+            return f"ok in {as_ms(d['duration_ms'])}" if is_number(d.get("duration_ms")) else ""
         case EventType.PROBE_CODE_CHANGED:
             where = " ".join(str(p) for p in (d.get("step") or "?", d.get("recipient")) if p)
-            return f"{where}: {_reply_of(d.get('previous'))} -> {_reply_of(d.get('current'))}"
+            return f"{where}: {reply_of(d.get('previous'))} -> {reply_of(d.get('current'))}"
         case EventType.PROBE_CAPABILITIES_CHANGED:
             parts = [f"+{x}" for x in d.get("added") or ()]
             parts += [f"-{x}" for x in d.get("removed") or ()]
             return " ".join(parts)
         case EventType.PROBE_DEGRADED | EventType.PROBE_LATENCY_RECOVERED:
             took, limit = d.get("duration_ms"), d.get("threshold_ms")
-            line = _ms(took) if _number(took) else ""
-            if _number(limit):
+            line = as_ms(took) if is_number(took) else ""
+            if is_number(limit):
                 line += (" against a " if kind is EventType.PROBE_DEGRADED
-                         else " under the ") + f"{_ms(limit)} threshold"
+                         else " under the ") + f"{as_ms(limit)} threshold"
             slow = ", ".join(d.get("slow_steps") or ())
             return line.strip() + (f" (slow: {slow})" if slow else "")
         case EventType.TLS_CERTIFICATE_EXPIRING:
-            return f"certificate expires {_days(d.get('days_left', d.get('threshold_days')))}"
+            return f"certificate expires {as_days(d.get('days_left', d.get('threshold_days')))}"
         case EventType.TLS_CERTIFICATE_RENEWED:
-            return f"certificate renewed, expires {_days(d.get('days_left'))}"
+            return f"certificate renewed, expires {as_days(d.get('days_left'))}"
         case EventType.DELIVERY_FAILED:
             what = f"{d.get('message') or 'not delivered'} ({d.get('class') or 'delivery'})"
             return f"{d['mailbox']}: {what}" if d.get("mailbox") else what
@@ -68,33 +63,13 @@ def summary(event_type: EventType | str, data: Mapping[str, Any]) -> str:
             where = " ".join(str(p) for p in (d.get("mailbox"), d.get("placement") or "inbox")
                              if p)
             took = d.get("latency_ms")
-            return where + (f" after {_ms(took)}" if _number(took) else "")
+            return where + (f" after {as_ms(took)}" if is_number(took) else "")
         case EventType.CHECK_COMPLETED:
             verdict = d.get("verdict") or d.get("status") or "completed"
             counts = (f", {d['seeds_inbox']}/{d['seeds_total']} seeds in the inbox"
-                      if _number(d.get("seeds_inbox")) and _number(d.get("seeds_total"))
+                      if is_number(d.get("seeds_inbox")) and is_number(d.get("seeds_total"))
                       else "")
             return f"{verdict}{counts}" + (f": {d['error']}" if d.get("error") else "")
         case EventType.WEBHOOK_TEST:
             return str(d.get("message") or "test event")
     return ""  # pragma: no cover - every type is matched above
-
-
-def _reply_of(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return reply(value.get("code"), value.get("enhanced_code")) or "no reply"
-    return "?" if value is None else str(value)
-
-
-def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _ms(value: float) -> str:
-    return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
-
-
-def _days(value: Any) -> str:
-    if not _number(value):
-        return "soon"
-    return "within a day" if value < 1 else f"in {value:.0f} days"

@@ -22,7 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor.probe.result import Diagnosis, FailureClass, Step
+from monitor.probe.result import Step
+from monitor.results import Diagnosis, FailureClass
 
 # Basic reply codes: RFC 5321 §4.2.2-4.2.3; AUTH codes RFC 4954 §6; 521/556 RFC 7504.
 _BASIC: dict[int, str] = {
@@ -253,15 +254,6 @@ _PROTOCOL: _Rules = (
      "is a broken or hostile server (RFC 5321 §4.5.3.1.5 allows 512 octets a line)"),
     (r"http", "the port answered HTTP, not SMTP", "point the probe at an SMTP port"),
 )
-_DELIVERY: _Rules = (
-    (r"(?<!not )(?:landed|found|arrived|seen|delivered) in (?:the )?(?:junk|spam)",
-     "the test message landed in the junk folder, not the inbox",
-     "check SPF/DKIM/DMARC alignment, content and the sending IP's reputation; retry"),
-    (r"after the deadline", "the test message arrived, but after the deadline (deliver_within)",
-     "read its Received chain for the hop that held it (greylisting, a queue); raise "
-     "deliver_within if that delay is normal for this route"),
-)
-
 
 @dataclass(frozen=True)
 class _Ctx:
@@ -296,11 +288,6 @@ def diagnose(
     ctx = _Ctx(step, failure_class, code, enhanced_code, text, port, tls_mode)
     summary, action = _EXPLAIN[failure_class](ctx)
     return Diagnosis(summary=_line(summary), action=_line(action), retry=failure_class.retryable)
-
-
-def diagnose_delivery(text: str) -> Diagnosis:
-    """The receive side's verdict on a message that is late, missing or in junk."""
-    return diagnose(Step.MESSAGE, FailureClass.DELIVERY, None, None, text, port=0, tls_mode="")
 
 
 def code_meaning(step: Step, code: int) -> str:
@@ -415,11 +402,10 @@ def _protocol(c: _Ctx) -> tuple[str, str]:
 
 
 def _delivery(c: _Ctx) -> tuple[str, str]:
-    meaning, action = _match(_DELIVERY, c.low) or (
-        "the message was accepted by SMTP but not seen in the mailbox before the deadline",
-        "check the spam folder, the provider's suppression list and the recipient domain's MX; "
-        "retry")
-    return f"Delivery check: {meaning}", action
+    # An SMTP session never ends in this class; the receive side explains its own
+    # verdicts (late, missing, junk) in monitor/receive/diagnosis.py.
+    return ("Delivery check: the message was accepted by SMTP but not seen in the mailbox "
+            "before the deadline", "see the receive side's diagnosis for this mailbox; retry")
 
 
 def _match(rules: _Rules, low: str) -> tuple[str, str] | None:

@@ -19,10 +19,11 @@ import aiosmtplib
 
 from monitor.config import AuthConfig, AuthMechanism, Config, ProbeMode, ProviderConfig, TlsMode
 from monitor.ids import new_id
+from monitor.network import client_context
 from monitor.probe import tls as tlsinfo
 from monitor.probe.capabilities import HELO_ONLY, MECHANISM_PREFERENCE, parse_capabilities
 from monitor.probe.diagnosis import diagnose
-from monitor.probe.errors import class_for_code, classify, verify_reason
+from monitor.probe.errors import class_for_code, classify
 from monitor.probe.message import MessageSpec, build_message, new_token
 from monitor.probe.recorder import StepFailed, StepRecorder
 from monitor.probe.result import (
@@ -69,7 +70,7 @@ class _Session:
         self.token: str | None = None
         self.message_id: str | None = None
         self.accepted_at: datetime | None = None
-        self.tls_context = tlsinfo.client_context(provider.tls_verify, None)
+        self.tls_context = client_context(provider.tls_verify, None)
         self._smtp: aiosmtplib.SMTP | None = None
         self._port_hint = ""
 
@@ -83,7 +84,7 @@ class _Session:
         """Build the client; inside the probe's `try`, so a bad value fails the probe."""
         p = self.provider
         try:
-            self.tls_context = tlsinfo.client_context(p.tls_verify, p.ca_file)
+            self.tls_context = client_context(p.tls_verify, p.ca_file)
         except (ssl.SSLError, OSError) as exc:
             # A CA file that went bad after the config was loaded is a tls failure.
             raise self.recorder.fail(Step.CONNECT, FailureClass.TLS,
@@ -406,4 +407,4 @@ def _secret(auth: AuthConfig, mechanism: str) -> str:
     return secret.get_secret_value() if secret is not None else ""
 
 
-__all__ = ["choose_mechanism", "run_probe", "verify_reason"]
+__all__ = ["choose_mechanism", "run_probe"]

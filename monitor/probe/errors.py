@@ -21,22 +21,10 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from monitor.probe.result import FailureClass
+from monitor.network import os_failure, short
+from monitor.results import FailureClass
 
 AUTH_CODES = frozenset({530, 534, 535, 538})
-
-# OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h) worth a plain name.
-_VERIFY_REASONS = {
-    9: "certificate not yet valid",
-    10: "certificate expired",
-    18: "self-signed certificate",
-    19: "unknown CA (the chain ends in an untrusted self-signed root)",
-    20: "unknown CA (unable to get local issuer certificate)",
-    21: "unknown CA (unable to verify the first certificate)",
-    62: "hostname mismatch",
-    64: "IP address mismatch",
-}
-
 
 # aiosmtplib's caps (protocol.py: MAX_LINE_LENGTH, MAX_RESPONSE_LENGTH); it reports
 # both as "Response too long", so the text names both.
@@ -62,40 +50,33 @@ def class_for_code(code: int) -> FailureClass:
     return FailureClass.PROTOCOL  # 2xx/3xx where another was due, or not a reply code
 
 
-def verify_reason(exc: ssl.SSLCertVerificationError) -> str:
-    return _VERIFY_REASONS.get(exc.verify_code, exc.verify_message or str(exc))
-
-
 def classify(exc: BaseException) -> Classified:
     """Map any exception raised while running a step to its failure class."""
     cause = _root(exc)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return Classified(FailureClass.TLS, None, f"certificate verification failed: "
-                          f"{verify_reason(cause)}")
     if isinstance(cause, ssl.SSLError):
-        return Classified(FailureClass.TLS, None, f"TLS handshake failed: {cause.reason or cause}")
+        return _os(cause)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         if exc.code < 0:  # aiosmtplib's marker for an unparseable or over-long reply
             if exc.message == "Response too long":
                 return Classified(FailureClass.PROTOCOL, None, _TOO_LONG)
-            return Classified(FailureClass.PROTOCOL, None, _short(exc.message))
-        return Classified(class_for_code(exc.code), exc.code, _short(exc.message))
+            return Classified(FailureClass.PROTOCOL, None, short(exc.message))
+        return Classified(class_for_code(exc.code), exc.code, short(exc.message))
     if isinstance(exc, TimeoutError):  # SMTPTimeoutError is a TimeoutError too
-        return Classified(FailureClass.TIMEOUT, None, _short(str(exc)) or "timed out")
-    if isinstance(cause, socket.gaierror):
-        return Classified(FailureClass.NETWORK, None, f"DNS lookup failed: {cause.strerror}")
-    if isinstance(cause, ConnectionRefusedError):
-        return Classified(FailureClass.NETWORK, None, "connection refused")
-    if isinstance(cause, ConnectionResetError):
-        return Classified(FailureClass.NETWORK, None, "connection reset by peer")
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return Classified(FailureClass.TIMEOUT, None, short(str(exc)) or "timed out")
+    named = socket.gaierror | ConnectionRefusedError | ConnectionResetError
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected) and not isinstance(cause, named):
         return Classified(FailureClass.NETWORK, None,
-                          f"server closed the connection ({_short(exc.message)})")
+                          f"server closed the connection ({short(exc.message)})")
     if isinstance(cause, OSError):
-        return Classified(FailureClass.NETWORK, None, _short(cause.strerror or str(cause)))
+        return _os(cause)
     if isinstance(exc, aiosmtplib.SMTPException):
-        return Classified(FailureClass.PROTOCOL, None, _short(exc.message))
-    return Classified(FailureClass.PROTOCOL, None, f"{type(exc).__name__}: {_short(str(exc))}")
+        return Classified(FailureClass.PROTOCOL, None, short(exc.message))
+    return Classified(FailureClass.PROTOCOL, None, f"{type(exc).__name__}: {short(str(exc))}")
+
+
+def _os(exc: OSError) -> Classified:
+    failure_class, text = os_failure(exc)
+    return Classified(failure_class, None, text)
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -105,9 +86,3 @@ def _root(exc: BaseException) -> BaseException:
         exc = exc.__cause__
         seen += 1
     return exc
-
-
-def _short(text: str, limit: int = 500) -> str:
-    """Server text is untrusted: keep a hostile 1 MB line out of results and logs."""
-    text = text.replace("\r", " ").strip()
-    return text if len(text) <= limit else text[:limit] + "…"

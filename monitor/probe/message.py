@@ -24,7 +24,8 @@ from email.utils import format_datetime
 
 from cachetools import LRUCache
 
-TOKEN_HEADER = "X-Delivery-Monitor-Token"
+from monitor.results import TOKEN_HEADER
+
 _TOKEN_HEX = 24
 # Same width as a real token and date, so substitution never changes header folding.
 _TOKEN_SLOT = "dm-" + "x" * _TOKEN_HEX

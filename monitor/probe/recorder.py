@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import aiosmtplib
 
 from monitor.probe.errors import class_for_code, classify
-from monitor.probe.result import FailureClass, Step, StepResult
+from monitor.probe.result import Step, StepResult
 from monitor.redact import redact
+from monitor.results import FailureClass
 
 # RFC 3463 §2: class.subject.detail at the start of the reply text (RFC 2034 §4).
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")

@@ -10,7 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from monitor.results import Diagnosis, FailureClass, Frozen
+
+# Shared with the receive side (monitor/results.py); part of this model's surface.
+__all__ = ["Capabilities", "Certificate", "Diagnosis", "FailureClass", "Finding", "Frozen",
+           "ProbeResult", "Step", "StepResult", "TlsInfo"]
 
 
 class Step(StrEnum):
@@ -31,32 +35,6 @@ class Step(StrEnum):
     DATA = "data"  # the DATA command itself, answered 354
     MESSAGE = "message"  # the content and final dot, answered 250 (queued) or a rejection
     QUIT = "quit"
-
-
-class FailureClass(StrEnum):
-    """Why a step failed, and so whether retrying can help (DESIGN.md table)."""
-
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
-    AUTH = "auth"
-    TLS = "tls"
-    NETWORK = "network"
-    TIMEOUT = "timeout"
-    PROTOCOL = "protocol"
-    DELIVERY = "delivery"
-
-    @property
-    def retryable(self) -> bool:
-        return self in _RETRYABLE
-
-
-_RETRYABLE = frozenset(
-    {FailureClass.TRANSIENT, FailureClass.NETWORK, FailureClass.TIMEOUT, FailureClass.DELIVERY}
-)
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class StepResult(Frozen):
@@ -121,14 +99,6 @@ class Finding(Frozen):
 
     kind: str
     message: str
-
-
-class Diagnosis(Frozen):
-    """One line on what went wrong, and one on what to do about it."""
-
-    summary: str
-    action: str
-    retry: bool
 
 
 class ProbeResult(Frozen):

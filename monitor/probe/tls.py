@@ -7,26 +7,13 @@ opens a second, non-verifying handshake just to read it, so a result says
 
 from __future__ import annotations
 
-import functools
 import ssl
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from monitor.network import client_context
 from monitor.probe.result import Certificate, TlsInfo
-
-
-@functools.lru_cache(maxsize=64)
-def client_context(verify: bool, ca_file: Path | None = None) -> ssl.SSLContext:
-    """A client context per (verify, CA) pair; loading the system store costs ~10 ms."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if ca_file is not None:
-        context.load_verify_locations(cafile=str(ca_file))
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def inspection_context() -> ssl.SSLContext:

@@ -8,15 +8,15 @@ Public surface:
     inbound_routes(config, data_dir, *, max_bytes) / inbound_app(...)   HTTP intake
     ReceiveOptions (data_dir, authserv_id, timeouts, sweep age)
 
-Backends, one module each behind `MailboxBackend`, chosen by `kind` from
-`checker.BACKENDS`: imap, pop3, maildir, inbound. Nothing here raises out of a
-check; exceptions are classified once, in `errors.classify`.
+Backends, one module each (imap, pop3, maildir, inbound) holding the kind's config
+model and its `MailboxBackend`, listed in `registry.KINDS`, from which config
+validation and `BACKENDS` (kind -> backend) are derived. Nothing here raises out
+of a check; exceptions are classified once, in `errors.classify`.
 """
 
 from monitor.receive.authresults import AuthResults, auth_results
 from monitor.receive.backend import MailboxBackend, ReceiveOptions
 from monitor.receive.checker import (
-    BACKENDS,
     check_mailbox,
     check_pending,
     pending_tokens,
@@ -24,6 +24,7 @@ from monitor.receive.checker import (
     wait_for_arrival,
 )
 from monitor.receive.inbound import DEFAULT_MAX_BYTES, inbound_app, inbound_routes
+from monitor.receive.registry import BACKENDS, KINDS, MODELS
 from monitor.receive.result import (
     AuthVerdict,
     PendingToken,
@@ -35,6 +36,8 @@ from monitor.receive.result import (
 __all__ = [
     "BACKENDS",
     "DEFAULT_MAX_BYTES",
+    "KINDS",
+    "MODELS",
     "AuthResults",
     "AuthVerdict",
     "MailboxBackend",

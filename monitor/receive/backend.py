@@ -1,4 +1,7 @@
-"""The one small interface every mailbox backend implements, and what they share.
+"""The one small interface every mailbox backend implements, and what they share
+(including `ServerMailbox`, the config fields of a mailbox on a server).
+
+Each backend module also owns its kind's config model; `registry.py` lists them.
 
 A backend looks through one mailbox for probe messages and reports what it
 found; it does not decide what a finding means (the checker does), and it may
@@ -29,7 +32,7 @@ Only probe messages (those with the token header) count towards
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -37,11 +40,12 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from monitor.config import MailboxConfig
-from monitor.probe.message import TOKEN_HEADER
+from monitor.config import MailboxConfig, TlsMode
+from monitor.config.models import Host, Port
 from monitor.receive.result import Placement
+from monitor.results import TOKEN_HEADER
 
 # RFC 6154 names the attribute; these are the names servers without it use.
 JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam")
@@ -119,8 +123,30 @@ class Scan:
     notes: list[str] = field(default_factory=list)
 
 
-class MailboxBackend(Protocol):
-    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+class ServerMailbox(MailboxConfig):
+    """The fields of a mailbox on a server (imap, pop3); each kind adds its credentials."""
+
+    host: Host
+    port: Port | None = None  # default: the protocol's port for `tls`
+    tls: TlsMode = TlsMode.IMPLICIT
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    username: str
+
+
+def missing(data: Any, keys: Iterable[str]) -> list[str]:
+    """Of `keys`, those absent or null in the raw input of a mailbox model: for the
+    model validators that name, in one message, everything a kind still needs."""
+    if not isinstance(data, dict):
+        return []  # not a mapping: pydantic says so itself
+    return [key for key in keys if data.get(key) is None]
+
+
+Mailbox = TypeVar("Mailbox", bound=MailboxConfig, contravariant=True)
+
+
+class MailboxBackend(Protocol[Mailbox]):
+    async def scan(self, mailbox: Mailbox, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace,
                    delete: Collection[str] | None = None) -> Scan:
         """Find messages carrying any of `tokens`, delete those of `delete` (None:

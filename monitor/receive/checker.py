@@ -25,33 +25,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from monitor.config import Config, MailboxConfig
-from monitor.config.models import MailboxKind
-from monitor.probe.diagnosis import diagnose_delivery
-from monitor.probe.result import FailureClass, ProbeResult
 from monitor.receive.authresults import auth_results
 from monitor.receive.backend import FoundMessage, MailboxBackend, ReceiveOptions, Scan, Trace
 from monitor.receive.backend import received_time as topmost_received_time
+from monitor.receive.diagnosis import diagnose_delivery
 from monitor.receive.errors import MailboxFailure, classify
-from monitor.receive.imap import ImapBackend
-from monitor.receive.maildir import InboundBackend, MaildirBackend
-from monitor.receive.pop3 import Pop3Backend
+from monitor.receive.registry import BACKENDS
 from monitor.receive.result import PendingToken, Placement, ReceiveResult, ReceiveStatus
+from monitor.results import FailureClass
 
-BACKENDS: Mapping[MailboxKind, MailboxBackend] = {
-    MailboxKind.IMAP: ImapBackend(),
-    MailboxKind.POP3: Pop3Backend(),
-    MailboxKind.MAILDIR: MaildirBackend(),
-    MailboxKind.INBOUND: InboundBackend(),
-}
+Backends = Mapping[str, MailboxBackend[Any]]  # kind -> backend; default registry.BACKENDS
 MAX_PARALLEL_MAILBOXES = 4  # each scan holds a worker thread; the default pool is small
 ProgressCallback = Callable[[float], None]
 _RESOLUTION_MS = 1000.0  # RFC 5322 date-time has whole seconds
 
 
-def pending_tokens(result: ProbeResult, config: Config) -> list[PendingToken]:
+class SentMessage(Protocol):
+    """What the receive side needs of a send (a ProbeResult is one)."""
+
+    @property
+    def token(self) -> str | None: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def accepted_at(self) -> datetime | None: ...
+
+
+def pending_tokens(result: SentMessage, config: Config) -> list[PendingToken]:
     """What a send leaves for the receive side: one token per seed mailbox it went to."""
     if result.token is None or result.accepted_at is None:
         return []
@@ -75,7 +80,7 @@ def seed_mailboxes(config: Config, provider_name: str) -> list[MailboxConfig]:
 async def check_pending(config: Config, pending: Sequence[PendingToken],
                         now: datetime | None = None, *,
                         options: ReceiveOptions | None = None,
-                        backends: Mapping[MailboxKind, MailboxBackend] | None = None,
+                        backends: Backends | None = None,
                         recorded: Mapping[str, Collection[str]] | None = None,
                         ) -> list[ReceiveResult]:
     """One result per pending token, in input order; `pending` ones are not settled.
@@ -105,7 +110,7 @@ async def check_pending(config: Config, pending: Sequence[PendingToken],
 
 async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[PendingToken],
                         checked_at: datetime, *, options: ReceiveOptions,
-                        backends: Mapping[MailboxKind, MailboxBackend] | None = None,
+                        backends: Backends | None = None,
                         delete: Collection[str] | None = None,
                         ) -> list[ReceiveResult]:
     """Scan one mailbox once for all of its pending tokens."""
@@ -120,7 +125,7 @@ async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[Pending
             options.check_timeout)
     except Exception as exc:  # translated in one place: errors.classify
         failure = classify(exc, trace.step)
-        return [_error(p, mailbox.kind.value, trace, failure, checked_at) for p in pending]
+        return [_error(p, mailbox.kind, trace, failure, checked_at) for p in pending]
     return [_result(p, mailbox, scan, checked_at, options) for p in pending]
 
 
@@ -153,7 +158,7 @@ def _drop(task: asyncio.Future[Scan]) -> None:
 async def wait_for_arrival(config: Config, pending: PendingToken,
                            on_progress: ProgressCallback | None = None, *,
                            options: ReceiveOptions | None = None,
-                           backends: Mapping[MailboxKind, MailboxBackend] | None = None,
+                           backends: Backends | None = None,
                            first_interval: float = 0.2, max_interval: float = 2.0,
                            clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                            sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -183,7 +188,7 @@ async def wait_for_arrival(config: Config, pending: PendingToken,
 
 def _result(pending: PendingToken, mailbox: MailboxConfig, scan: Scan, checked_at: datetime,
             options: ReceiveOptions) -> ReceiveResult:
-    base = _base(pending, mailbox.kind.value, checked_at)
+    base = _base(pending, mailbox.kind, checked_at)
     found = scan.found.get(pending.token)
     if found is not None:
         return _arrival(pending, found, base, scan, options)

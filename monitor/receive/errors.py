@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 from imapclient.exceptions import LoginError, ProtocolError
 
-from monitor.probe import errors as smtp_errors
-from monitor.probe.result import FailureClass
+from monitor.network import os_failure
+from monitor.results import FailureClass
 
 _IMAP_REFUSAL = {"login": FailureClass.AUTH, "select": FailureClass.PERMANENT}
 _BYTES_REPR = re.compile(r"\bb'([^']*)'")
@@ -82,8 +82,8 @@ def classify(exc: BaseException, step: str) -> MailboxFailure:
     if isinstance(exc, TimeoutError):
         return MailboxFailure(FailureClass.TIMEOUT, f"no answer in time at step {step}")
     if isinstance(exc, OSError):  # ssl.SSLError is an OSError too
-        classified = smtp_errors.classify(exc)
-        return MailboxFailure(classified.failure_class, classified.text)
+        failure_class, text = os_failure(exc)
+        return MailboxFailure(failure_class, text)
     return MailboxFailure(FailureClass.PROTOCOL, f"{type(exc).__name__}: {_text(exc)}")
 
 

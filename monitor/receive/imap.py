@@ -16,6 +16,11 @@ one FETCH of INTERNALDATE and the header block. Only once every folder is read
 folder. The SEARCH matches probe messages only, so the newest `max_messages`
 of them are examined however much other mail the folder holds. The junk
 folder is the one LIST marks `\\Junk` (RFC 6154), else a common name.
+
+Login: LOGIN with the password or, with `auth: xoauth2`, AUTHENTICATE XOAUTH2 with
+an OAuth2 access token (`xoauth2.py`) from `token`, or read from `token_file` at
+every scan so that a sidecar can refresh it. A server that does not advertise
+AUTH=XOAUTH2 is an `auth` failure before the token is sent.
 """
 
 from __future__ import annotations
@@ -25,26 +30,32 @@ import contextlib
 import dataclasses
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Self
 
 from imapclient import IMAPClient, SocketTimeout
+from pydantic import SecretStr, field_validator, model_validator
 
-from monitor.config import MailboxConfig, TlsMode
-from monitor.probe.message import TOKEN_HEADER
-from monitor.probe.result import FailureClass
-from monitor.probe.tls import client_context
+from monitor.config import TlsMode
+from monitor.network import client_context
 from monitor.receive.backend import (
     FoundMessage,
     ReceiveOptions,
     Scan,
+    ServerMailbox,
     Trace,
     deletion,
     is_junk_name,
     is_stale,
+    missing,
     parse_headers,
     placement_of,
     token_of,
 )
 from monitor.receive.errors import ReceiveError
+from monitor.receive.xoauth2 import Xoauth2, is_token, read_token_file
+from monitor.results import TOKEN_HEADER, FailureClass
 
 _JUNK_FLAG = b"\\junk"
 _NOSELECT = b"\\noselect"
@@ -52,8 +63,64 @@ _NOSELECT = b"\\noselect"
 FolderList = Sequence[tuple[tuple[bytes, ...], bytes | None, str]]
 
 
+class ImapAuth(StrEnum):
+    PASSWORD = "password"  # LOGIN
+    XOAUTH2 = "xoauth2"  # AUTHENTICATE XOAUTH2 with an OAuth2 access token
+
+
+class ImapMailbox(ServerMailbox):
+    kind: Literal["imap"] = "imap"
+    auth: ImapAuth = ImapAuth.PASSWORD
+    password: SecretStr | None = None
+    # auth xoauth2: the access token, usually `${SOME_TOKEN}`, or a file holding it
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    folders: tuple[str, ...] = ("INBOX",)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _has_what_it_needs(cls, data: Any) -> Any:
+        needs = ["host", "username"]
+        # A token without `auth: xoauth2` is reported by _one_secret, not as "needs password".
+        if isinstance(data, dict) and data.get("auth", "password") == "password" and (
+                missing(data, ("token", "token_file")) == ["token", "token_file"]):
+            needs.append("password")
+        if lacking := missing(data, needs):
+            raise ValueError(f"kind imap needs {', '.join(lacking)}")
+        return data
+
+    @field_validator("token")
+    @classmethod
+    def _one_word(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_token(value.get_secret_value()):
+            raise ValueError("must be an access token: one word, no spaces or control characters")
+        return value
+
+    @field_validator("token_file")
+    @classmethod
+    def _token_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give `token` or `token_file`, not both")
+        if self.auth is ImapAuth.XOAUTH2:
+            if self.password is not None:
+                raise ValueError("auth xoauth2 takes `token` or `token_file` instead of `password`")
+            if self.token is None and self.token_file is None:
+                raise ValueError("auth xoauth2 needs `token` (an OAuth2 access token) or "
+                                 "`token_file`")
+        elif self.token is not None or self.token_file is not None:
+            key = "token" if self.token is not None else "token_file"
+            raise ValueError(f"`{key}` needs auth: xoauth2")
+        return self
+
+
 class ImapBackend:
-    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+    async def scan(self, mailbox: ImapMailbox, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace,
                    delete: Collection[str] | None = None) -> Scan:
         find = frozenset(tokens)
@@ -70,8 +137,7 @@ def find_junk(folders: FolderList) -> str | None:
     return next((name for _, _, name in selectable if is_junk_name(name)), None)
 
 
-def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> IMAPClient:
-    assert mailbox.host is not None and mailbox.username and mailbox.password
+def _connect(mailbox: ImapMailbox, options: ReceiveOptions, trace: Trace) -> IMAPClient:
     context = client_context(mailbox.tls_verify, mailbox.ca_file)
     implicit = mailbox.tls is TlsMode.IMPLICIT
     trace.step = "connect"
@@ -87,15 +153,35 @@ def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> I
                 raise ReceiveError(FailureClass.TLS, "server does not offer STARTTLS")
             client.starttls(context)
         trace.step = "login"
-        # mypy: the config validator guarantees username and password for imap.
-        client.login(mailbox.username, mailbox.password.get_secret_value())
+        _login(client, mailbox)
     except BaseException:
         _close(client)
         raise
     return client
 
 
-def _scan(mailbox: MailboxConfig, tokens: frozenset[str], delete: frozenset[str],
+def _login(client: IMAPClient, mailbox: ImapMailbox) -> None:
+    if mailbox.auth is ImapAuth.PASSWORD:
+        assert mailbox.password is not None  # the config validator requires it
+        client.login(mailbox.username, mailbox.password.get_secret_value())
+        return
+    if mailbox.token is not None:
+        token = mailbox.token.get_secret_value()
+    else:
+        assert mailbox.token_file is not None  # the config validator requires one of the two
+        token = read_token_file(mailbox.token_file)  # now: the sidecar may have refreshed it
+    if not client.has_capability("AUTH=XOAUTH2"):
+        raise ReceiveError(FailureClass.AUTH, "server does not offer AUTH=XOAUTH2")
+    mechanism = Xoauth2(mailbox.username, token)
+    try:
+        client.sasl_login("XOAUTH2", mechanism)
+    except Exception as exc:
+        # Keep the class (errors.classify reads it), drop the token if the server echoed it.
+        exc.args = tuple(mechanism.redact(arg) for arg in exc.args)
+        raise
+
+
+def _scan(mailbox: ImapMailbox, tokens: frozenset[str], delete: frozenset[str],
           options: ReceiveOptions, trace: Trace) -> Scan:
     client = _connect(mailbox, options, trace)
     try:

@@ -1,4 +1,4 @@
-"""Inbound-parse HTTP endpoint: ESPs post the probe message to us instead of us polling.
+"""The inbound kind: ESPs post the probe message to us instead of us polling.
 
 `POST /inbound/{mailbox}` accepts
 
@@ -16,7 +16,7 @@ message without the probe token header; 400 a malformed form. Errors are
 `{"error": {"code", "message", "details"}}`. Nothing is stored unless the
 answer is 200; accepted messages go into a Maildir under
 `<data_dir>/inbound/<mailbox>/` (`maildir.deliver`), where the `inbound`
-backend finds them like any Maildir — also after a restart.
+backend (`InboundBackend`, below) finds them like any Maildir — also after a restart.
 
 Forms and message headers are parsed in a worker thread: a 10 MB body takes long
 enough in pure Python to stall every other request and timer on the event loop.
@@ -28,11 +28,13 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from pydantic import SecretStr, model_validator
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.applications import Starlette
@@ -42,10 +44,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from monitor.config import Config, MailboxConfig
-from monitor.config.models import MailboxKind
-from monitor.probe.message import TOKEN_HEADER
-from monitor.receive.backend import parse_headers, token_of
-from monitor.receive.maildir import deliver, inbound_dir
+from monitor.receive.backend import (
+    ReceiveOptions,
+    Scan,
+    Trace,
+    deletion,
+    missing,
+    parse_headers,
+    token_of,
+)
+from monitor.receive.maildir import deliver, inbound_dir, scan_maildir
+from monitor.results import TOKEN_HEADER
 
 log = logging.getLogger("monitor.inbound")
 
@@ -53,6 +62,32 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MESSAGE_FIELDS = (b"email", b"body-mime")  # SendGrid Inbound Parse, Mailgun routes
 # Compared against when the mailbox does not exist, so that case costs the same work.
 _DECOY_DIGEST = hashlib.sha256(secrets.token_bytes(32)).digest()
+
+
+class InboundMailbox(MailboxConfig):
+    kind: Literal["inbound"] = "inbound"
+    token: SecretStr  # authenticates the posting service
+
+    @model_validator(mode="before")
+    @classmethod
+    def _has_what_it_needs(cls, data: Any) -> Any:
+        if missing(data, ("token",)):
+            raise ValueError("kind inbound needs `token`")
+        return data
+
+
+class InboundBackend:
+    """The Maildir that `POST /inbound/{mailbox}` fills, scanned like any other."""
+
+    async def scan(self, mailbox: InboundMailbox, tokens: Collection[str],
+                   options: ReceiveOptions, trace: Trace,
+                   delete: Collection[str] | None = None) -> Scan:
+        path = inbound_dir(options.data_dir, mailbox.name)
+        if not path.exists():  # nothing was ever posted: an empty mailbox, not an error
+            return Scan(folders=("INBOX",))
+        find = frozenset(tokens)
+        return await asyncio.to_thread(scan_maildir, path, ("INBOX",), find, options, trace,
+                                       deletion(find, delete))
 
 
 class _TooLarge(Exception):
@@ -82,9 +117,8 @@ class _Inbound:
     max_bytes: int
 
     async def post(self, request: Request) -> Response:
-        mailbox = self.config.mailbox(request.path_params["mailbox"])
-        if mailbox is not None and mailbox.kind is not MailboxKind.INBOUND:
-            mailbox = None
+        found = self.config.mailbox(request.path_params["mailbox"])
+        mailbox = found if isinstance(found, InboundMailbox) else None
         if not _authorized(request, mailbox) or mailbox is None:
             return _error(401, "unauthorized",
                           "no inbound mailbox by that name, or a missing or wrong token",
@@ -121,13 +155,12 @@ class _Inbound:
                       details={"max_bytes": self.max_bytes})
 
 
-def _authorized(request: Request, mailbox: MailboxConfig | None) -> bool:
+def _authorized(request: Request, mailbox: InboundMailbox | None) -> bool:
     """Whether the request carries `mailbox`'s token; False, after the same work, for
     no mailbox, so that timing does not tell a wrong name from a wrong token."""
     if mailbox is None:
         expected = _DECOY_DIGEST
     else:
-        assert mailbox.token is not None  # the config validator requires it for inbound
         expected = hashlib.sha256(mailbox.token.get_secret_value().encode()).digest()
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     offered = credentials.strip() if scheme.lower() == "bearer" else ""

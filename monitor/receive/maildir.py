@@ -1,4 +1,4 @@
-"""Maildir backend (a local path) and the inbound backend (a Maildir we fill ourselves).
+"""Maildir backend: a local path (`kind: maildir`), and the scan the inbound backend reuses.
 
 Reads with the stdlib `mailbox.Maildir`: new/ and cur/ of the root (reported
 as "INBOX") and of Maildir++ subfolders (`.Junk` is folder "Junk"). The
@@ -12,7 +12,7 @@ the user's own mail never crowds probe messages out. Deletions come last, after
 Inbound messages (HTTP posts, see `inbound.py`) are written by `deliver()` to
 `<data_dir>/inbound/<mailbox>/`, each file fsynced in tmp/ and renamed into
 new/ (the Maildir protocol), so nothing accepted is lost across a restart and
-the inbound backend is this same scan over that directory.
+the inbound backend (`inbound.py`) is this same scan over that directory.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import model_validator
 
 from monitor.config import MailboxConfig
-from monitor.probe.result import FailureClass
 from monitor.receive.backend import (
     MAX_HEADER_BYTES,
     FoundMessage,
@@ -43,11 +45,13 @@ from monitor.receive.backend import (
     is_junk_name,
     is_stale,
     message_time,
+    missing,
     parse_headers,
     placement_of,
     token_of,
 )
 from monitor.receive.errors import ReceiveError
+from monitor.results import FailureClass
 
 _SEQUENCE = itertools.count()
 
@@ -56,26 +60,26 @@ def inbound_dir(data_dir: Path, mailbox_name: str) -> Path:
     return data_dir / "inbound" / mailbox_name
 
 
+class MaildirMailbox(MailboxConfig):
+    kind: Literal["maildir"] = "maildir"
+    path: Path
+    folders: tuple[str, ...] = ("INBOX",)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _has_what_it_needs(cls, data: Any) -> Any:
+        if missing(data, ("path",)):
+            raise ValueError("kind maildir needs `path`")
+        return data
+
+
 class MaildirBackend:
-    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+    async def scan(self, mailbox: MaildirMailbox, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace,
                    delete: Collection[str] | None = None) -> Scan:
-        assert mailbox.path is not None  # the config validator requires it for maildir
         find = frozenset(tokens)
         return await asyncio.to_thread(scan_maildir, mailbox.path, mailbox.folders, find,
                                        options, trace, deletion(find, delete))
-
-
-class InboundBackend:
-    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
-                   options: ReceiveOptions, trace: Trace,
-                   delete: Collection[str] | None = None) -> Scan:
-        path = inbound_dir(options.data_dir, mailbox.name)
-        if not path.exists():  # nothing was ever posted: an empty mailbox, not an error
-            return Scan(folders=("INBOX",))
-        find = frozenset(tokens)
-        return await asyncio.to_thread(scan_maildir, path, ("INBOX",), find, options, trace,
-                                       deletion(find, delete))
 
 
 def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],

@@ -34,25 +34,42 @@ import dataclasses
 import poplib
 from collections.abc import Collection
 from datetime import UTC, datetime
+from typing import Any, Literal
 
-from monitor.config import MailboxConfig, TlsMode
-from monitor.probe.result import FailureClass
-from monitor.probe.tls import client_context
+from pydantic import SecretStr, model_validator
+
+from monitor.config import TlsMode
+from monitor.network import client_context
 from monitor.receive.backend import (
     FoundMessage,
     ReceiveOptions,
     Scan,
+    ServerMailbox,
     Trace,
     deletion,
     is_stale,
+    missing,
     parse_headers,
     token_of,
 )
 from monitor.receive.errors import ReceiveError
 from monitor.receive.result import Placement
+from monitor.results import FailureClass
 
 NO_FOLDERS_NOTE = "POP3 has no folders: placement is assumed, junk-filed mail is not visible"
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a UIDL listing of ~200,000 messages
+
+
+class Pop3Mailbox(ServerMailbox):
+    kind: Literal["pop3"] = "pop3"
+    password: SecretStr
+
+    @model_validator(mode="before")
+    @classmethod
+    def _has_what_it_needs(cls, data: Any) -> Any:
+        if lacking := missing(data, ("host", "username", "password")):
+            raise ValueError(f"kind pop3 needs {', '.join(lacking)}")
+        return data
 
 
 class _Pop3(poplib.POP3):
@@ -93,7 +110,7 @@ class Pop3Backend:
         # search, so this spares reading their headers again on every scan.
         self._plain: dict[MaildropKey, frozenset[str]] = {}
 
-    async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
+    async def scan(self, mailbox: Pop3Mailbox, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace,
                    delete: Collection[str] | None = None) -> Scan:
         find = frozenset(tokens)
@@ -101,8 +118,7 @@ class Pop3Backend:
                                        deletion(find, delete))
 
 
-def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> poplib.POP3:
-    assert mailbox.host is not None and mailbox.username and mailbox.password
+def _connect(mailbox: Pop3Mailbox, options: ReceiveOptions, trace: Trace) -> poplib.POP3:
     context = client_context(mailbox.tls_verify, mailbox.ca_file)
     implicit = mailbox.tls is TlsMode.IMPLICIT
     port = mailbox.port or (995 if implicit else 110)
@@ -138,7 +154,7 @@ def _connect(mailbox: MailboxConfig, options: ReceiveOptions, trace: Trace) -> p
     return conn
 
 
-def _scan(mailbox: MailboxConfig, tokens: frozenset[str], options: ReceiveOptions,
+def _scan(mailbox: Pop3Mailbox, tokens: frozenset[str], options: ReceiveOptions,
           trace: Trace, plain: dict[MaildropKey, frozenset[str]] | None = None,
           delete: frozenset[str] | None = None) -> Scan:
     plain = {} if plain is None else plain

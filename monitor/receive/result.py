@@ -22,13 +22,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, computed_field, model_validator
+from pydantic import computed_field, model_validator
 
-from monitor.probe.result import Diagnosis, FailureClass
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from monitor.results import Diagnosis, FailureClass, Frozen
 
 
 class ReceiveStatus(StrEnum):

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from monitor.service.context import AppContext
 from monitor.service.scheduler import build_scheduler
 from monitor.service.subscriptions import sync_config_subscriptions
-from monitor.store.db import migrate
+from monitor.store.db import migrate, ping
 
 log = logging.getLogger("monitor.service")
 
@@ -69,8 +68,7 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
     async def readyz(request: Request) -> JSONResponse:
         problems = []
         try:
-            async with ctx.engine.connect() as connection:
-                await connection.execute(sa.text("SELECT 1"))
+            await ping(ctx.engine)
         except Exception as exc:  # readiness reports, it never raises
             problems.append(f"database: {type(exc).__name__}")
         if not ctx.scheduler_running:

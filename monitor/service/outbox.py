@@ -19,13 +19,11 @@ import time
 from datetime import datetime, timedelta
 
 import httpx
-import sqlalchemy as sa
-from sqlmodel import col
 
+from monitor import store
 from monitor.events.model import Event, EventType
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
-from monitor.store import queries
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.channels import Destination, render
 from monitor.webhooks.egress import check_destination
@@ -85,15 +83,15 @@ class Outbox:
     async def deliver_due(self) -> int:
         now = self.ctx.clock()
         async with self.ctx.sessions() as session:
-            claimed = await queries.claim_due(session, now, self.ctx.replica, lease=self.lease,
+            claimed = await store.outbox.claim_due(session, now, self.ctx.replica, lease=self.lease,
                                               limit=self.batch)
-            self.ctx.metrics.outbox_depth.set(await queries.outbox_depth(session))
+            self.ctx.metrics.outbox_depth.set(await store.outbox.outbox_depth(session))
         if not claimed:
             return 0
         in_hand = {c.delivery.id for c in claimed}
         keeper = asyncio.create_task(self._keep_leases(in_hand))
 
-        async def deliver(claim: queries.ClaimedDelivery) -> None:
+        async def deliver(claim: store.outbox.ClaimedDelivery) -> None:
             try:
                 await self._deliver(claim)
             finally:
@@ -113,14 +111,14 @@ class Outbox:
             await asyncio.sleep(self.renew_every)
             try:
                 async with self.ctx.sessions() as session:
-                    await queries.renew_claims(session, sorted(in_hand), self.ctx.replica,
+                    await store.outbox.renew_claims(session, sorted(in_hand), self.ctx.replica,
                                                self.ctx.clock() + self.lease)
             except Exception as exc:  # the lease then runs out; another worker re-sends
                 if not unreachable(exc):
                     raise
                 self.ctx.outage.failed("lease renewal", exc)
 
-    async def _deliver(self, claimed: queries.ClaimedDelivery) -> None:
+    async def _deliver(self, claimed: store.outbox.ClaimedDelivery) -> None:
         delivery, sub = claimed.delivery, claimed.subscription
         event = Event(id=claimed.event.id, type=EventType(claimed.event.type),
                       timestamp=claimed.event.timestamp, provider=claimed.event.provider,
@@ -183,7 +181,7 @@ class Outbox:
             latency_ms=result.latency_ms, outcome=outcome.kind.value,
             response=result.record[:1024] or None, worker=self.ctx.replica)
         async with self.ctx.sessions() as session:
-            recorded = await queries.finish_attempt(
+            recorded = await store.outbox.finish_attempt(
                 session, delivery.id, attempt, status=status, next_attempt_at=next_at,
                 error=None if status == "delivered" else outcome.reason, worker=self.ctx.replica)
             if not recorded:
@@ -192,7 +190,7 @@ class Outbox:
                     "subscription": sub.name, "attempt": attempt_no})
                 return
             if outcome.kind is OutcomeKind.DISABLE:
-                await disable_subscription(session, sub.id, outcome.reason)
+                await store.outbox.disable_subscription(session, sub.id, outcome.reason)
         self.ctx.metrics.deliveries.labels(sub.kind, outcome.kind.value).inc()
         self.ctx.metrics.delivery_latency.labels(sub.kind).observe(result.latency_ms / 1000)
         log.info("delivery attempt", extra={
@@ -200,20 +198,6 @@ class Outbox:
             "attempt": attempt_no, "status": result.status, "outcome": outcome.kind.value,
             "next_attempt_at": next_at.isoformat() if next_at else None,
             "reason": outcome.reason if status != "delivered" else None})
-
-
-async def disable_subscription(session: queries.AsyncSession, subscription_id: str,
-                               reason: str) -> None:
-    """The receiver said stop: disable it and cancel what is still queued for it. Commits."""
-    sub = await session.get(SubscriptionRow, subscription_id)
-    if sub is not None:
-        sub.enabled, sub.disabled_reason = False, reason
-        session.add(sub)
-    await session.exec(sa.update(DeliveryRow)
-                       .where(col(DeliveryRow.subscription_id) == subscription_id)
-                       .where(col(DeliveryRow.status) == "pending")
-                       .values(status="disabled", last_error=reason))
-    await session.commit()
 
 
 async def outbox_worker(ctx: AppContext, stopping: asyncio.Event) -> None:

@@ -8,6 +8,7 @@ import random
 import zlib
 from datetime import datetime, timedelta
 
+from monitor import store
 from monitor.config import ProviderConfig
 from monitor.events.detect import detect
 from monitor.events.model import Event
@@ -15,7 +16,6 @@ from monitor.probe import ProbeResult, run_probe
 from monitor.receive import pending_tokens
 from monitor.service.context import AppContext, HeldResult
 from monitor.service.outage import unreachable
-from monitor.store import queries
 
 log = logging.getLogger("monitor.probing")
 
@@ -42,7 +42,7 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
     slot = slot_for(provider, now)
     try:
         async with ctx.sessions() as session:
-            claimed = await queries.claim_slot(session, provider.name, slot, ctx.replica, now,
+            claimed = await store.runs.claim_slot(session, provider.name, slot, ctx.replica, now,
                                                slot_lease(provider))
     except Exception as exc:
         if not unreachable(exc):
@@ -80,14 +80,14 @@ async def take_over_slots(ctx: AppContext) -> int:
     """
     now = ctx.clock()
     async with ctx.sessions() as session:
-        stale = await queries.open_claims(session, now)
+        stale = await store.runs.open_claims(session, now)
     taken = 0
     for claim in stale:
         provider = ctx.config.provider(claim.provider)
         if provider is None or slot_for(provider, now) != claim.slot:
             continue  # removed from config, or the next slot has begun: its run is due
         async with ctx.sessions() as session:
-            if not await queries.take_over_slot(session, claim, ctx.replica, now,
+            if not await store.runs.take_over_slot(session, claim, ctx.replica, now,
                                                 slot_lease(provider)):
                 continue  # another replica took it first
         log.info("slot taken over", extra={"action": "slot_taken_over",
@@ -164,20 +164,20 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
                  slot: int | None = None) -> list[Event]:
     now = ctx.clock()
     async with ctx.sessions() as session, session.begin():
-        if slot is not None and not await queries.finish_slot(session, provider.name, slot,
+        if slot is not None and not await store.runs.finish_slot(session, provider.name, slot,
                                                               ctx.replica):
             # Our lease ran out (a long database outage) and another replica took the
             # slot over: its run stands, so two runs of one slot are never recorded.
             log.warning("slot was taken over; this run is not recorded", extra={
                 "action": "slot_lost", "provider": provider.name, "slot": slot})
             return []
-        previous = await queries.load_state(session, provider.name, now)
+        previous = await store.runs.load_state(session, provider.name, now)
         state, events = detect(previous, result, provider.thresholds, now)
-        queries.add_run(session, result, slot)
-        await queries.save_state(session, provider.name, state, now)
-        await queries.add_events(session, events, now)
+        store.runs.add_run(session, result, slot)
+        await store.runs.save_state(session, provider.name, state, now)
+        await store.events.add_events(session, events, now)
         for pending in pending_tokens(result, ctx.config):
-            queries.add_pending(
+            store.tokens.add_pending(
                 session, token=pending.token, run_id=pending.run_id, provider=pending.provider,
                 mailbox=pending.mailbox, accepted_at=pending.accepted_at,
                 deadline=pending.deadline)

@@ -11,6 +11,7 @@ import logging
 import math
 from datetime import timedelta
 
+from monitor import store
 from monitor.config import Config
 from monitor.events.detect import DeliveryObservation, detect_delivery
 from monitor.receive import (
@@ -23,7 +24,6 @@ from monitor.receive import (
 )
 from monitor.receive.checker import MAX_PARALLEL_MAILBOXES
 from monitor.service.context import AppContext
-from monitor.store import queries
 from monitor.store.tables import ReceiveResultRow
 
 log = logging.getLogger("monitor.receiving")
@@ -54,7 +54,7 @@ async def check_receive(ctx: AppContext, options: ReceiveOptions | None = None) 
     options = options or ReceiveOptions()
     now = ctx.clock()
     async with ctx.sessions() as session:
-        rows = await queries.claim_pending(session, now, lease_for(ctx.config, options))
+        rows = await store.tokens.claim_pending(session, now, lease_for(ctx.config, options))
     if not rows:
         return 0
     pending = [PendingToken(token=r.token, run_id=r.run_id, provider=r.provider,
@@ -78,7 +78,7 @@ async def check_receive(ctx: AppContext, options: ReceiveOptions | None = None) 
         # Unsettled tokens, and on a database error the ones not stored yet, go back
         # at once; if that fails too their lease runs out, and nothing was deleted.
         async with ctx.sessions() as session, session.begin():
-            await queries.release_pending(session, unreleased)
+            await store.tokens.release_pending(session, unreleased)
     return settled
 
 
@@ -98,18 +98,18 @@ def _remember(ctx: AppContext, result: ReceiveResult) -> None:
 async def settle(ctx: AppContext, result: ReceiveResult) -> None:
     now = ctx.clock()
     async with ctx.sessions() as session, session.begin():
-        if not await queries.resolve_pending(session, ReceiveResultRow(
+        if not await store.tokens.resolve_pending(session, ReceiveResultRow(
                 token=result.token, mailbox=result.mailbox, run_id=result.run_id,
                 provider=result.provider, checked_at=result.checked_at, arrived=result.arrived,
                 placement=result.placement.value if result.placement else None,
                 latency_ms=result.latency_ms, result=result.model_dump(mode="json"))):
             return  # settled meanwhile by another replica: its verdict stands
-        previous = await queries.load_state(session, result.provider, now)
+        previous = await store.runs.load_state(session, result.provider, now)
         configured = [m.name for m in seed_mailboxes(ctx.config, result.provider)]
         state, events = detect_delivery(previous, result.provider, observation(result), now,
                                         configured)
-        await queries.save_state(session, result.provider, state, now)
-        await queries.add_events(session, events, now)
+        await store.runs.save_state(session, result.provider, state, now)
+        await store.events.add_events(session, events, now)
     ctx.metrics.receive.labels(result.provider, result.mailbox,
                                result.placement.value if result.placement else "missing").inc()
     log.info("receive result", extra={

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import store
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.service.probing import run_slot, slot_offset, take_over_slots
-from monitor.store import queries
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -83,5 +83,5 @@ async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object
 async def prune(ctx: AppContext) -> None:
     before = ctx.clock() - ctx.config.settings.retention
     async with ctx.sessions() as session:
-        counts = await queries.prune(session, before)
+        counts = await store.retention.prune(session, before)
     log.info("retention", extra={"action": "retention", "before": before.isoformat(), **counts})

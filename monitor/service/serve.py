@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from monitor import store
 from monitor.api import EXCEPTION_HANDLERS, Tokens, api_routes
 from monitor.config import load_config
 from monitor.receive import ReceiveOptions, inbound_routes
@@ -21,7 +22,6 @@ from monitor.service.logs import setup_logging
 from monitor.service.outbox import outbox_worker
 from monitor.service.receiving import check_receive
 from monitor.service.scheduler import RECEIVE_EVERY
-from monitor.store import queries
 from monitor.store.crypto import Cipher, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
 
@@ -46,7 +46,7 @@ async def prepare_database(url: str, cipher: Cipher) -> None:
     try:
         await migrate(engine)
         async with sessions(engine)() as session, session.begin():
-            changed = await queries.reencrypt_subscriptions(session)
+            changed = await store.subscriptions.reencrypt_subscriptions(session)
         if changed:
             log.info("subscription secrets re-encrypted under the newest key",
                      extra={"action": "reencrypt", "subscriptions": changed})

@@ -1,1 +1,16 @@
-"""Storage: tables, migrations and every query (SQLite by default, PostgreSQL for replicas)."""
+"""Storage: tables, migrations and every SQL statement of the project, by concept.
+
+SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(...)`:
+
+    runs           slot claims (leases), provider state, probe runs
+    events         events, and the outbox rows each gets per subscription
+    tokens         receive-side pending tokens and receive results
+    outbox         due deliveries claimed atomically, attempts, replays
+    subscriptions  subscriptions (API and config sync), secrets re-encrypted
+    checks         pre-campaign checks and their reports
+    retention      what goes with age
+"""
+
+from monitor.store import checks, events, outbox, retention, runs, subscriptions, tokens
+
+__all__ = ["checks", "events", "outbox", "retention", "runs", "subscriptions", "tokens"]

@@ -25,6 +25,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,6 +100,29 @@ def make_engine(url: str, cipher: Cipher | None = None) -> AsyncEngine:
                                      hide_parameters=True)
     bind_cipher(engine.sync_engine.dialect, cipher)
     return engine
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers (readiness)."""
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("SELECT 1"))
+
+
+async def insert_unique(session: AsyncSession, row: object) -> bool:
+    """Insert and commit; False (rolled back) when a unique key says another got there
+    first: how replicas decide a slot, and how two racing creates of one name settle."""
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    """Where the SQL differs: SKIP LOCKED, ON CONFLICT upserts."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

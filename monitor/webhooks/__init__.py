@@ -7,54 +7,7 @@
     policy.next_attempt_at(n, now, ra)    → datetime | None (dead letter)  (retry.py)
 
 The outcome tree is in `outcome.py`, the exception tree in `errors.py`.
+
+Import from the modules: this package imports nothing, so loading the config
+(which reads the channels' config models) does not pay for httpx.
 """
-
-from __future__ import annotations
-
-from monitor.webhooks.channels import CHANNELS, Channel, channel_for, render
-from monitor.webhooks.channels.base import Destination, OutgoingRequest
-from monitor.webhooks.egress import check_destination
-from monitor.webhooks.errors import (
-    EgressReason,
-    EgressRefused,
-    SignatureError,
-    SignatureReason,
-    WebhookError,
-)
-from monitor.webhooks.limits import DeliveryLimiter, RateLimiter
-from monitor.webhooks.outcome import Outcome, OutcomeKind, classify_http, parse_retry_after
-from monitor.webhooks.retry import DEFAULT_POLICY, RetryPolicy
-from monitor.webhooks.sender import AttemptResult, make_client, send, send_limited
-from monitor.webhooks.signing import active_secrets, generate_secret, headers, sign, verify
-
-__all__ = [
-    "CHANNELS",
-    "DEFAULT_POLICY",
-    "AttemptResult",
-    "Channel",
-    "DeliveryLimiter",
-    "Destination",
-    "EgressReason",
-    "EgressRefused",
-    "Outcome",
-    "OutcomeKind",
-    "OutgoingRequest",
-    "RateLimiter",
-    "RetryPolicy",
-    "SignatureError",
-    "SignatureReason",
-    "WebhookError",
-    "active_secrets",
-    "channel_for",
-    "check_destination",
-    "classify_http",
-    "generate_secret",
-    "headers",
-    "make_client",
-    "parse_retry_after",
-    "render",
-    "send",
-    "send_limited",
-    "sign",
-    "verify",
-]

@@ -4,8 +4,9 @@ Three limits, taken in this order for each request:
 
 1. per subscriber (default 2 at a time): one slow receiver holds at most two of our
    slots, and ordering per subscriber stays close to event order;
-2. per Slack webhook URL, one message per second (Slack's incoming-webhook rate limit;
-   bursts get 429): waited for while holding only the subscriber's slot;
+2. per webhook URL, for channels that declare `pace_per_url` (Slack: one message a
+   second, its incoming-webhook rate limit; bursts get 429): waited for while holding
+   only the subscriber's slot;
 3. overall (default 10): measured on httpx's pool (issue 5), about 10 requests in flight
    reach ~1,000 deliveries/s to a local receiver, while ~100 and more degrade it
    (p99 around 1 s). More concurrency buys nothing but queueing inside the pool.
@@ -23,7 +24,6 @@ from contextlib import asynccontextmanager
 
 DEFAULT_OVERALL = 10
 DEFAULT_PER_SUBSCRIBER = 2
-SLACK_INTERVAL = 1.0
 
 
 class RateLimiter:
@@ -70,14 +70,13 @@ class _Keyed:
 
 
 def rate_key(url: str) -> str:
-    # Hash: the limiter's memory then holds no Slack credential.
+    # Hash: the limiter's memory then holds no credential (a Slack URL is one).
     return hashlib.sha256(url.encode()).hexdigest()
 
 
 class DeliveryLimiter:
     def __init__(self, overall: int = DEFAULT_OVERALL,
                  per_subscriber: int = DEFAULT_PER_SUBSCRIBER, *,
-                 slack_interval: float = SLACK_INTERVAL,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if overall < 1 or per_subscriber < 1:
@@ -85,14 +84,20 @@ class DeliveryLimiter:
         self.overall = overall
         self._overall = asyncio.Semaphore(overall)
         self._subscribers = _Keyed(per_subscriber)
-        self.slack = RateLimiter(slack_interval, clock=clock, sleep=sleep)
+        self._clock, self._sleep = clock, sleep
+        self._pacers: dict[float, RateLimiter] = {}  # one per interval a channel declares
+
+    def pacer(self, interval: float) -> RateLimiter:
+        if interval not in self._pacers:
+            self._pacers[interval] = RateLimiter(interval, clock=self._clock, sleep=self._sleep)
+        return self._pacers[interval]
 
     @asynccontextmanager
-    async def slot(self, subscriber: str, *, paced_url: str | None = None
-                   ) -> AsyncIterator[None]:
-        """Hold the limits for one request; `paced_url` is a Slack webhook URL to pace."""
+    async def slot(self, subscriber: str, *, paced_url: str | None = None,
+                   interval: float | None = None) -> AsyncIterator[None]:
+        """Hold the limits for one request; `paced_url` is spaced `interval` s from the last."""
         async with self._subscribers.hold(subscriber):
-            if paced_url is not None:
-                await self.slack.wait(rate_key(paced_url))
+            if paced_url is not None and interval:
+                await self.pacer(interval).wait(rate_key(paced_url))
             async with self._overall:
                 yield

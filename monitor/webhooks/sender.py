@@ -8,7 +8,7 @@ httpx's exceptions are translated here, once (like `map_httpcore_exceptions` in 
     └── httpx.TransportError and the rest (refused, reset, TLS, …)  → transient
 
 A response is read to at most 1 KB, scrubbed of anything the request must keep secret
-(routing key, Slack URL, signing secrets), and classified by its channel.
+(routing key, a chat webhook's URL, signing secrets), and classified by its channel.
 
 One shared `httpx.AsyncClient` from `make_client()` serves every delivery: building a
 client costs about 20 ms (issue 5), and the pool keeps connections to busy receivers
@@ -137,9 +137,9 @@ async def send(client: httpx.AsyncClient, request: OutgoingRequest, *,
 async def send_limited(client: httpx.AsyncClient, limiter: DeliveryLimiter,
                        request: OutgoingRequest, *, subscriber: str,
                        timeout: float = DEFAULT_TIMEOUT) -> AttemptResult:  # noqa: ASYNC109
-    """`send` inside the limiter's slots; Slack requests are paced per webhook URL."""
-    paced = request.url if request.channel == "slack" else None
-    async with limiter.slot(subscriber, paced_url=paced):
+    """`send` inside the limiter's slots, paced per URL as the channel declares (Slack)."""
+    interval = channel_for(request.channel).pace_per_url
+    async with limiter.slot(subscriber, paced_url=request.url, interval=interval):
         return await send(client, request, timeout=timeout)
 
 

@@ -22,11 +22,12 @@ from alembic import command
 from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from monitor import store
 from monitor.config import Config
 from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.service.subscriptions import sync_config_subscriptions
-from monitor.store import db, queries
+from monitor.store import db
 from monitor.store.crypto import KEY_FILE, Cipher, SecretKeyError, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
 from monitor.store.tables import SubscriptionRow
@@ -244,9 +245,9 @@ async def test_rotation_old_key_still_decrypts_and_rows_move_to_the_new_one(url:
         stored = await raw_values(engine)
         assert all(Fernet(KEY_A).decrypt(v.encode()) for v in stored)
         async with sessions(engine)() as session, session.begin():
-            assert await queries.reencrypt_subscriptions(session) == 3
+            assert await store.subscriptions.reencrypt_subscriptions(session) == 3
         async with sessions(engine)() as session, session.begin():
-            assert await queries.reencrypt_subscriptions(session) == 0, "done once"
+            assert await store.subscriptions.reencrypt_subscriptions(session) == 0, "done once"
         rotated = await raw_values(engine)
         assert len(rotated) == len(stored) and not set(rotated) & set(stored)
         assert all(Fernet(KEY_B).decrypt(v.encode()) for v in rotated)
@@ -267,7 +268,7 @@ async def test_a_key_that_opens_nothing_is_a_clear_error(url: str) -> None:
             await plaintexts(engine)
         async with sessions(engine)() as session:
             with pytest.raises(SecretKeyError):
-                await queries.reencrypt_subscriptions(session)
+                await store.subscriptions.reencrypt_subscriptions(session)
     finally:
         await engine.dispose()
 

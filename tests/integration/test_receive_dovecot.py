@@ -8,6 +8,7 @@ classified mailbox failures, a message that never arrives, and the sweep.
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import time
 from datetime import UTC, datetime, timedelta
@@ -282,3 +283,38 @@ async def test_newer_other_mail_does_not_crowd_probe_messages_out(
             client.delete_messages(client.search(["HEADER", CROWD_HEADER, token]))
             client.expunge()
     assert files_with(mailstack, token) == []
+
+
+async def test_imap_xoauth2_with_a_token_file_against_dovecot(mailstack: MailStack,
+                                                              tmp_path: Path) -> None:
+    """dovecot 2.3 checks an XOAUTH2 bearer token against its passdb as a password
+    (src/auth/mech-oauth2.c: auth_request_verify_plain), so with `xoauth2` in
+    auth_mechanisms the stack's passwd-file takes the seed's password as its token.
+    A refused token gets dovecot's JSON error challenge before the NO."""
+    token_file = tmp_path / "seed-token"
+    token_file.write_text(SEED_PASSWORD + "\n")
+    box = mailbox(mailstack, "imap", "implicit", auth="xoauth2", password=None,
+                  token_file=token_file)
+    config = config_for(mailstack, box)
+    [pending] = await send_probe(config)
+    result = await wait_for_arrival(config, pending)
+    assert result.status is ReceiveStatus.ARRIVED and result.deleted, result.error
+
+    token_file.write_text("ya29.expired-token")  # the sidecar's next write, say
+    [pending] = await send_probe(config)
+    [refused] = await check_pending(config, [pending])
+    assert (refused.failure_class, refused.step) == (FailureClass.AUTH, "login")
+    assert refused.error is not None and "ya29.expired-token" not in refused.model_dump_json()
+
+    token_file.write_text(SEED_PASSWORD)  # re-read at the next scan: no restart needed
+    result = await wait_for_arrival(config, pending)
+    assert result.status is ReceiveStatus.ARRIVED and result.deleted, result.error
+    assert files_with(mailstack, pending.token) == []
+    # dovecot's own account: logins by XOAUTH2, and the refusal too (never LOGIN).
+    for _ in range(50):  # the log process writes asynchronously
+        log = mailstack.dovecot_log.read_text(errors="replace")
+        if "auth failed" in log and "method=XOAUTH2" in log:
+            break
+        await asyncio.sleep(0.1)
+    assert re.search(r"Login: user=<seed@example\.test>, method=XOAUTH2", log), log[-2000:]
+    assert re.search(r"auth failed.*user=<seed@example\.test>, method=XOAUTH2", log), log[-2000:]

@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor import store
 from monitor.sandbox import Sandbox, make_certificates
-from monitor.store import queries
 from monitor.store.db import make_engine, migrate, sessions
 from monitor.store.tables import EventRow
 from tests.integration.mailstack import MailStack
@@ -63,13 +63,13 @@ class Service:
 
     async def events(self, kind: str, provider: str) -> list[EventRow]:
         async with self.sessions() as session:
-            rows = await queries.list_events(session, provider=provider, types=[kind],
+            rows = await store.events.list_events(session, provider=provider, types=[kind],
                                              limit=100)
         return list(rows)
 
     async def runs(self, provider: str) -> int:
         async with self.sessions() as session:
-            return len(await queries.recent_runs(session, provider, limit=1000))
+            return len(await store.runs.recent_runs(session, provider, limit=1000))
 
 
 async def test_serve_records_runs_and_exactly_the_expected_events(

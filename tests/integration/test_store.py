@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from monitor import store
 from monitor.config import Config
 from monitor.events.model import Event, EventType
 from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.service.subscriptions import sync_config_subscriptions
-from monitor.store import queries
 from monitor.store.db import SchemaTooNew, current_revision, head_revision, make_engine, migrate
 from monitor.store.tables import DeliveryRow, SubscriptionRow
 from tests.databases import postgres_database
@@ -100,7 +100,7 @@ async def test_events_and_outbox_rows_are_written_together(url: str) -> None:
                   Event(id=new_id(), type=EventType.DELIVERY_FAILED, timestamp=NOW,
                         provider="p")]
         async with ctx.sessions() as session, session.begin():
-            queued = await queries.add_events(session, events, NOW)
+            queued = await store.events.add_events(session, events, NOW)
         assert queued == 3  # all: 2 events, probe-only: 1, other-provider: 0
         async with ctx.sessions() as session:
             subs = {s.id: s.name for s in (await session.exec(sa.select(SubscriptionRow)))
@@ -124,11 +124,11 @@ async def test_failed_transaction_leaves_no_event_and_no_outbox_row(url: str) ->
                       provider="p")
         with pytest.raises(RuntimeError):
             async with ctx.sessions() as session, session.begin():
-                await queries.add_events(session, [event], NOW)
+                await store.events.add_events(session, [event], NOW)
                 raise RuntimeError("crash between event and commit")
         async with ctx.sessions() as session:
-            assert await queries.list_events(session) == []
-            assert await queries.outbox_depth(session) == 0
+            assert await store.events.list_events(session) == []
+            assert await store.outbox.outbox_depth(session) == 0
     finally:
         await ctx.engine.dispose()
 
@@ -139,9 +139,9 @@ async def test_slot_claimed_once(url: str) -> None:
         await migrate(ctx.engine)
         async with ctx.sessions() as a, ctx.sessions() as b:
             lease = timedelta(seconds=40)
-            assert await queries.claim_slot(a, "p", 42, "replica-a", NOW, lease)
-            assert not await queries.claim_slot(b, "p", 42, "replica-b", NOW, lease)
-            assert await queries.claim_slot(b, "p", 43, "replica-b", NOW, lease)
+            assert await store.runs.claim_slot(a, "p", 42, "replica-a", NOW, lease)
+            assert not await store.runs.claim_slot(b, "p", 42, "replica-b", NOW, lease)
+            assert await store.runs.claim_slot(b, "p", 43, "replica-b", NOW, lease)
     finally:
         await ctx.engine.dispose()
 
@@ -171,13 +171,13 @@ async def test_prune_deletes_old_runs_only(url: str) -> None:
         old = run().model_copy(update={"run_id": "old", "started_at": NOW - timedelta(days=40)})
         new = run().model_copy(update={"run_id": "new", "started_at": NOW})
         async with ctx.sessions() as session, session.begin():
-            queries.add_run(session, old)
-            queries.add_run(session, new)
+            store.runs.add_run(session, old)
+            store.runs.add_run(session, new)
         async with ctx.sessions() as session:
-            counts = await queries.prune(session, NOW - timedelta(days=30))
+            counts = await store.retention.prune(session, NOW - timedelta(days=30))
         assert counts["runs"] == 1
         async with ctx.sessions() as session:
-            assert [r.id for r in await queries.recent_runs(session, "p")] == ["new"]
+            assert [r.id for r in await store.runs.recent_runs(session, "p")] == ["new"]
     finally:
         await ctx.engine.dispose()
 
@@ -192,13 +192,13 @@ async def test_first_runs_of_a_provider_do_not_collide(url: str) -> None:
 
         async def first_run(failures: int) -> None:
             async with ctx.sessions() as session, session.begin():
-                state = await queries.load_state(session, "p", NOW)
-                await queries.save_state(session, "p", state.model_copy(update={
+                state = await store.runs.load_state(session, "p", NOW)
+                await store.runs.save_state(session, "p", state.model_copy(update={
                     "consecutive_failures": state.consecutive_failures + failures}), NOW)
 
         await asyncio.gather(first_run(1), first_run(1))
         async with ctx.sessions() as session, session.begin():
-            state = await queries.load_state(session, "p", NOW)
+            state = await store.runs.load_state(session, "p", NOW)
         assert state.consecutive_failures == 2 and state.health is Health.UNKNOWN
         assert isinstance(state, ProviderState)
     finally:

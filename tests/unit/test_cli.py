@@ -99,7 +99,7 @@ async def test_unknown_provider_and_bad_config_exit_2(tmp_path: Path) -> None:
 async def test_config_validate() -> None:
     env = EXAMPLE_ENV
     code, out, _ = await monitor("config", "validate", str(EXAMPLE), env=env)
-    assert code == 0 and "OK (2 providers, 1 mailboxes, 2 subscriptions)" in out
+    assert code == 0 and "OK (2 providers, 1 mailboxes, 4 subscriptions)" in out
     bad = Path(__file__).parents[1] / "fixtures" / "config" / "invalid-tls-mode.yaml"
     code, _, err = await monitor("config", "validate", str(bad), env=env)
     assert code == 2 and "providers[2].tls" in err
@@ -201,9 +201,9 @@ async def test_ctrl_c_in_probe_exits_130_with_one_line(tmp_path: Path) -> None:
 async def test_events_and_status_read_the_database(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
+    from monitor import store
     from monitor.events.model import Event, EventType
     from monitor.events.state import Health, ProviderState
-    from monitor.store import queries
     from monitor.store.db import make_engine, migrate, sessions
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
@@ -212,7 +212,7 @@ async def test_events_and_status_read_the_database(tmp_path: Path) -> None:
     try:
         await migrate(engine)
         async with sessions(engine)() as session, session.begin():
-            await queries.add_events(session, [
+            await store.events.add_events(session, [
                 Event(id="e1", type=EventType.PROBE_CODE_CHANGED, timestamp=now, provider="p",
                       data={"step": "rcpt", "recipient": "seed@x.test",
                             "previous": {"code": 250, "enhanced_code": "2.1.5"},
@@ -220,7 +220,7 @@ async def test_events_and_status_read_the_database(tmp_path: Path) -> None:
                 Event(id="e2", type=EventType.DELIVERY_FAILED, timestamp=now, provider="p",
                       data={"mailbox": "seed", "message": "junk \x1b[2J", "class": "delivery"}),
             ], now)
-            await queries.save_state(session, "p", ProviderState(health=Health.DOWN,
+            await store.runs.save_state(session, "p", ProviderState(health=Health.DOWN,
                                                                  consecutive_failures=2), now)
     finally:
         await engine.dispose()

@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
+from monitor import store
 from monitor.config import Config
 from monitor.events.model import Event, EventType
 from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.service.outbox import Outbox
 from monitor.service.subscriptions import sync_config_subscriptions
-from monitor.store import queries
 from monitor.store.db import migrate
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.retry import RetryPolicy
@@ -66,7 +66,7 @@ async def setup(ctx: AppContext, n: int = 1) -> list[Event]:
                     data={"step": "rcpt", "code": 550, "enhanced_code": "5.1.1",
                           "message": "no such user", "class": "permanent"}) for _ in range(n)]
     async with ctx.sessions() as session, session.begin():
-        await queries.add_events(session, events, ctx.clock())
+        await store.events.add_events(session, events, ctx.clock())
     return events
 
 
@@ -178,7 +178,7 @@ async def test_410_disables_the_subscription(tmp_path: Path, receiver: Receiver)
         assert len(receiver.received) == sent
         # New events for a disabled subscription are not queued at all.
         async with ctx.sessions() as session, session.begin():
-            queued = await queries.add_events(session, [Event(
+            queued = await store.events.add_events(session, [Event(
                 id=new_id(), type=EventType.PROBE_FAILED, timestamp=clock.now,
                 provider="relay")], clock.now)
         assert queued == 0
@@ -203,7 +203,7 @@ async def test_dead_letter_after_the_schedule_then_replay(tmp_path: Path,
         assert (row.status, row.attempts) == ("dead", policy.max_attempts)
         assert await outbox.deliver_due() == 0
         async with ctx.sessions() as session:
-            assert await queries.replay_delivery(session, row.id, clock.now)
+            assert await store.outbox.replay_delivery(session, row.id, clock.now)
         assert await outbox.deliver_due() == 1
         row = await delivery(ctx)
         assert row.status == "delivered"
@@ -228,7 +228,7 @@ async def test_a_replayed_dead_letter_gets_the_whole_schedule_again(
             clock.now += timedelta(hours=1)
         assert (await delivery(ctx)).status == "dead"
         async with ctx.sessions() as session:
-            assert await queries.replay_delivery(session, (await delivery(ctx)).id, clock.now)
+            assert await store.outbox.replay_delivery(session, (await delivery(ctx)).id, clock.now)
         # The replay's first try fails transiently: a retry is due in 5 s, not a dead letter.
         assert await outbox.deliver_due() == 1
         row = await delivery(ctx)
@@ -268,9 +268,15 @@ async def test_rotation_signs_with_old_and_new_secret(tmp_path: Path,
         await ctx.engine.dispose()
 
 
-async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
+async def test_failure_and_recovery_reach_every_channel(
         tmp_path: Path, receiver: Receiver) -> None:
-    from tests.unit.webhooks.shapes import pagerduty_problems, slack_problems
+    from monitor.webhooks.channels import KINDS
+    from tests.unit.webhooks.shapes import (
+        discord_problems,
+        pagerduty_problems,
+        slack_problems,
+        teams_problems,
+    )
 
     clock = Clock()
     config = Config.model_validate({
@@ -279,7 +285,9 @@ async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
              "secret": SECRET},
             {"name": "slack", "kind": "slack", "url": f"{receiver.url}/slack"},
             {"name": "pd", "kind": "pagerduty", "url": f"{receiver.url}/pd",
-             "routing_key": "R0UTINGKEY0123456789012345678901"}],
+             "routing_key": "R0UTINGKEY0123456789012345678901"},
+            {"name": "teams", "kind": "teams", "url": f"{receiver.url}/teams"},
+            {"name": "discord", "kind": "discord", "url": f"{receiver.url}/discord"}],
         "settings": {"allow_private_destinations": True, "allow_http_destinations": True}})
     ctx = AppContext.create(config, f"sqlite+aiosqlite:///{tmp_path / 'db'}")
     ctx.clock = clock
@@ -294,7 +302,7 @@ async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
                                              "message": "no such user"}
                           if kind is EventType.PROBE_FAILED else {})
             async with ctx.sessions() as session, session.begin():
-                assert await queries.add_events(session, [event], clock.now) == 3
+                assert await store.events.add_events(session, [event], clock.now) == 5
             while await outbox.deliver_due():
                 pass
         by_path: dict[str, list[Any]] = {}
@@ -310,6 +318,17 @@ async def test_failure_and_recovery_reach_generic_slack_and_pagerduty(
         assert [m["event_action"] for m in pd] == ["trigger", "resolve"]
         assert pd[0]["dedup_key"] == pd[1]["dedup_key"]
         assert "R0UTINGKEY" not in str(await attempts(ctx))
+        teams = [json.loads(r.body) for r in by_path["/teams"]]
+        assert [teams_problems(m) for m in teams] == [[], []]
+        cards = [m["attachments"][0]["content"] for m in teams]
+        assert [c["body"][0]["text"] for c in cards] == [
+            "relay: probe failing at rcpt with 550 5.1.1", "relay: probe recovered"]
+        discord = [json.loads(r.body) for r in by_path["/discord"]]
+        assert [discord_problems(m) for m in discord] == [[], []]
+        assert [m["embeds"][0]["title"] for m in discord] == [
+            "relay: probe failing at rcpt with 550 5.1.1", "relay: probe recovered"]
+        assert all(m["allowed_mentions"] == {"parse": []} for m in discord)
+        assert {s.kind for s in config.subscriptions} == set(KINDS)  # a new kind joins here
     finally:
         await outbox.client.aclose()
         await ctx.engine.dispose()
@@ -343,17 +362,17 @@ async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
     try:
         await setup(ctx)
         async with ctx.sessions() as session:
-            [claimed] = await queries.claim_due(session, clock.now, "worker-a",
+            [claimed] = await store.outbox.claim_due(session, clock.now, "worker-a",
                                                 lease=timedelta(seconds=1))
         clock.now += timedelta(seconds=2)  # worker-a stalls past its lease
         async with ctx.sessions() as session:
-            [again] = await queries.claim_due(session, clock.now, "worker-b",
+            [again] = await store.outbox.claim_due(session, clock.now, "worker-b",
                                               lease=timedelta(seconds=60))
         assert again.delivery.id == claimed.delivery.id
         late = DeliveryAttemptRow(delivery_id=claimed.delivery.id, attempt=1, at=clock.now,
                                   status=200, latency_ms=1.0, outcome="delivered")
         async with ctx.sessions() as session:
-            assert not await queries.finish_attempt(
+            assert not await store.outbox.finish_attempt(
                 session, claimed.delivery.id, late, status="delivered", next_attempt_at=None,
                 error=None, worker="worker-a")
         assert (await delivery(ctx)).status == "pending"

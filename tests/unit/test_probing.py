@@ -6,10 +6,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from monitor import store
 from monitor.config import Config, ProviderConfig
 from monitor.service.context import AppContext
 from monitor.service.probing import probe_and_record
-from monitor.store import queries
 from monitor.store.db import migrate
 from monitor.store.tables import RunRow
 
@@ -29,7 +29,7 @@ async def test_a_probe_that_cannot_start_is_recorded_and_raises_probe_failed(
         assert result.failure.text.startswith("the probe could not start")
         async with ctx.sessions() as session:
             runs = (await session.exec(sa.select(RunRow))).scalars().all()
-            events = await queries.list_events(session, provider="broken")
+            events = await store.events.list_events(session, provider="broken")
         assert [r.provider for r in runs] == ["broken"]
         assert [e.type for e in events] == ["probe.failed"]
         assert events[0].data["class"] == "protocol"
@@ -59,7 +59,7 @@ async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Pa
             await migrate(dead.engine)
             slot = slot_for(provider, now)
             async with dead.sessions() as session:  # claims, then dies before probing
-                assert await queries.claim_slot(session, "p", slot, dead.replica, now,
+                assert await store.runs.claim_slot(session, "p", slot, dead.replica, now,
                                                 slot_lease(provider))
             assert await take_over_slots(alive) == 0  # within the lease: presumed alive
             now += slot_lease(provider) + timedelta(seconds=1)
@@ -82,7 +82,7 @@ async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Pa
             current = slot_for(provider, now)
             assert current == slot + 1
             async with dead.sessions() as session:
-                assert await queries.claim_slot(session, "p", current, dead.replica, now,
+                assert await store.runs.claim_slot(session, "p", current, dead.replica, now,
                                                 slot_lease(provider))
             now += provider.interval  # the lease and the slot are both over
             assert await take_over_slots(alive) == 0

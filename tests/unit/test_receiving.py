@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from monitor import store
 from monitor.config import Config
 from monitor.receive import ReceiveOptions
 from monitor.sandbox import Sandbox
@@ -19,7 +20,6 @@ from monitor.service import receiving
 from monitor.service.context import AppContext
 from monitor.service.probing import probe_and_record
 from monitor.service.receiving import check_receive
-from monitor.store import queries
 from monitor.store.db import migrate
 from monitor.store.tables import PendingTokenRow, ReceiveResultRow
 
@@ -85,7 +85,7 @@ async def test_a_database_error_before_storing_loses_no_arrival(tmp_path: Path,
         assert await check_receive(ctx, options) == 1
         async with ctx.sessions() as session:
             stored = await session.get(ReceiveResultRow, (sent.token, "seed"))
-            failed = await queries.list_events(session, types=["delivery.failed"])
+            failed = await store.events.list_events(session, types=["delivery.failed"])
         assert stored is not None and stored.arrived and failed == []
     finally:
         await ctx.engine.dispose()
@@ -135,7 +135,7 @@ async def test_arrival_is_recorded_and_a_missing_message_fails_delivery(tmp_path
         await settle_all(ctx, options)
         async with ctx.sessions() as session:
             row = await session.get(ReceiveResultRow, (missing.token, "seed"))
-            events = await queries.list_events(session, types=["delivery.failed"])
+            events = await store.events.list_events(session, types=["delivery.failed"])
         assert row is not None and not row.arrived
         assert [e.data["mailbox"] for e in events] == ["seed"]
         assert events[0].data["class"] == "delivery"

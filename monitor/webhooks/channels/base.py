@@ -2,7 +2,9 @@
 
 A channel turns an `Event` into the exact bytes to POST (`render`) and reads the
 receiver's answer (`classify`). It does no I/O: `sender.send` posts, the outbox worker
-decides. Adding Opsgenie or Teams is one new module registered in `channels/__init__.py`.
+decides. It also owns its config model (`config`), its API request schema (`create`, both
+on the bases in `schema.py`) and its pacing (`pace_per_url`). Adding Opsgenie is one new
+module, `channels/opsgenie.py` defining `CHANNEL`, and its name in `channels/__init__.py`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
-from monitor.config.models import SubscriptionConfig
+from pydantic import SecretStr
+
 from monitor.events.model import Event, rfc3339
 from monitor.webhooks import signing
+from monitor.webhooks.channels.schema import CreateBase, SubscriptionBase
 from monitor.webhooks.egress import host_of
 from monitor.webhooks.outcome import Outcome
 
@@ -31,7 +35,7 @@ class Destination:
     cannot leak them.
     """
 
-    kind: str  # generic | slack | pagerduty
+    kind: str  # a key of channels.CHANNELS
     url: str | None = field(default=None, repr=False)  # a Slack URL's path is a credential
     secrets: tuple[str, ...] = field(default=(), repr=False)  # whsec_..., signing ones only
     routing_key: str | None = field(default=None, repr=False)
@@ -40,13 +44,19 @@ class Destination:
     name: str = ""
 
     @classmethod
-    def from_config(cls, sub: SubscriptionConfig, *, public_url: str | None = None,
+    def from_config(cls, sub: SubscriptionBase, *, public_url: str | None = None,
                     secrets: tuple[str, ...] | None = None) -> Destination:
-        """From a config entry; `secrets` overrides the configured one (rotation, generated)."""
+        """From a config entry; `secrets` overrides the configured one (rotation, generated).
+
+        Only some kinds have a `url` (PagerDuty's is an optional override) or a
+        `routing_key` (PagerDuty only): what a kind lacks is None here.
+        """
         if secrets is None:
             secrets = (sub.secret.get_secret_value(),) if sub.secret is not None else ()
-        key = sub.routing_key.get_secret_value() if sub.routing_key is not None else None
-        return cls(kind=sub.kind.value, url=sub.url, secrets=secrets, routing_key=key,
+        url: str | None = getattr(sub, "url", None)
+        routing_key: SecretStr | None = getattr(sub, "routing_key", None)
+        key = routing_key.get_secret_value() if routing_key is not None else None
+        return cls(kind=sub.kind, url=url, secrets=secrets, routing_key=key,
                    public_url=public_url, name=sub.name)
 
 
@@ -57,7 +67,7 @@ class OutgoingRequest:
     url: str = field(repr=False)
     headers: Mapping[str, str]
     body: bytes = field(repr=False)
-    channel: str = "generic"  # picks the `classify` that reads the answer
+    channel: str = "generic"  # picks the `classify` that reads the answer, and the pacing
     # Strings that must never appear in what we record (the routing key, the Slack URL,
     # signing secrets): `sender` scrubs them from response snippets and error texts.
     redact: tuple[str, ...] = field(default=(), repr=False)
@@ -83,6 +93,10 @@ class OutgoingRequest:
 
 class Channel(Protocol):
     kind: str
+    config: type[SubscriptionBase]  # its entry in the config file's `subscriptions`
+    create: type[CreateBase]  # its body for POST /v1/subscriptions
+    # Seconds between two requests to one URL (Slack: one message a second), or None.
+    pace_per_url: float | None
 
     def render(self, event: Event, destination: Destination) -> OutgoingRequest | None:
         """The request for this event, or None when this channel sends nothing for it."""
@@ -112,3 +126,15 @@ def json_bytes(document: Any) -> bytes:
 
 def json_headers() -> dict[str, str]:
     return {"content-type": "application/json", "user-agent": USER_AGENT}
+
+
+def post_to_url(kind: str, destination: Destination, document: Any, *,
+                url: str | None = None) -> OutgoingRequest:
+    """A JSON POST to a chat webhook (Slack, Teams, Discord), whose URL is its credential
+    (hooks.slack.com/services/T…/B…/secret): the URL is never recorded. `url`: the
+    destination's, adjusted (a query parameter)."""
+    if not destination.url:
+        raise ValueError(f"subscription {destination.name!r}: {kind} needs the webhook url")
+    return OutgoingRequest(url=url or destination.url, headers=json_headers(),
+                           body=json_bytes(document), channel=kind,
+                           redact=(destination.url, *destination.secrets))

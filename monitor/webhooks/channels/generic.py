@@ -7,14 +7,27 @@ The body is `Event.envelope()` (`{"type", "timestamp", "data"}`), JSON-encoded o
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from monitor.events.model import Event
 from monitor.webhooks.channels.base import Destination, OutgoingRequest, json_bytes, json_headers
+from monitor.webhooks.channels.schema import UrlConfig, UrlCreate
 from monitor.webhooks.outcome import Outcome, classify_http
+
+
+class GenericConfig(UrlConfig):
+    kind: Literal["generic"]
+
+
+class GenericSubscriptionCreate(UrlCreate):
+    kind: Literal["generic"]
 
 
 class GenericChannel:
     kind = "generic"
+    config = GenericConfig
+    create = GenericSubscriptionCreate
+    pace_per_url: float | None = None
 
     def render(self, event: Event, destination: Destination) -> OutgoingRequest | None:
         if not destination.url:
@@ -26,3 +39,6 @@ class GenericChannel:
     def classify(self, status: int, headers: Mapping[str, str], body_snippet: str
                  ) -> Outcome:
         return classify_http(status, headers, body_snippet)
+
+
+CHANNEL = GenericChannel()

@@ -11,23 +11,21 @@ Shape (PagerDuty/api-schema, reference/events-v2/openapiv3.json): POST to
 so a `probe.recovered` resolves the incident its `probe.failed` opened even after a
 restart, and a second failure while one is open updates it instead of paging again.
 
-Which events page (everything else returns None: nothing is sent):
+Which events page is declared by each event type (monitor/events/model.py), never by
+name here; everything else returns None (nothing is sent):
 
-    probe.failed, delivery.failed     trigger, severity by failure class (below)
-    probe.degraded                    trigger, warning
-    tls.certificate_expiring          trigger, warning; error from one day before expiry
-    probe.recovered, delivery.recovered, probe.latency_recovered
-                                      resolve (EventType.resolves)
-    webhook.test                      trigger, info, with its own dedup_key per event,
-                                      so "test this subscription" visibly reaches PagerDuty
-    probe.code_changed, probe.capabilities_changed, check.completed
-                                      skipped: informational, nobody should be woken up;
-                                      `PagerDutyChannel(page_on=...)` adds them (warning)
+    `pages`        trigger, with the event's severity (below); today probe.failed,
+                   delivery.failed, probe.degraded, tls.certificate_expiring, webhook.test
+    `resolves`     resolve the family's incident: probe.recovered, delivery.recovered,
+                   probe.latency_recovered, tls.certificate_renewed
+    `per_event`    its own dedup_key per event (webhook.test: "test this subscription"
+                   visibly reaches PagerDuty every time)
+    the others     skipped: informational, nobody should be woken up;
+                   `PagerDutyChannel(page_on=...)` adds them
 
-Severity by failure class: a person must fix it → `critical` (auth, tls, permanent,
-protocol: retrying cannot help, DESIGN.md's table); it may pass on its own → `error`
-(network, timeout, delivery); an SMTP 4xx → `warning` (transient: greylisting, rate
-limits). Unknown class → `error`.
+Severity is `Event.severity`: by failure class for failures (a person must fix it →
+critical; it may pass on its own → error; an SMTP 4xx → warning; unknown → error), the
+declared one otherwise, refined by the data (a certificate expiring within a day → error).
 
 Responses: 202 accepted; 400 invalid event (permanent: our bug or a wrong routing key);
 429 throttled and 5xx are retried (PagerDuty's "API Response Codes & Retry Logic").
@@ -36,7 +34,9 @@ Responses: 202 accepted; 400 invalid event (permanent: our bug or a wrong routin
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
 
 from monitor.events.model import Event, EventType, rfc3339
 from monitor.webhooks.channels import text
@@ -46,39 +46,32 @@ from monitor.webhooks.channels.base import (
     json_bytes,
     json_headers,
 )
+from monitor.webhooks.channels.schema import CreateBase, SubscriptionBase, WebhookUrl
 from monitor.webhooks.outcome import Outcome, OutcomeKind, classify_http
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_MAX, DEDUP_MAX = 1024, 255
 SOURCE = "delivery-monitor"
 
-SEVERITY_BY_CLASS = {
-    "auth": "critical", "tls": "critical", "permanent": "critical", "protocol": "critical",
-    "network": "error", "timeout": "error", "delivery": "error",
-    "transient": "warning",
-}
-_FIXED_SEVERITY = {EventType.PROBE_DEGRADED: "warning", EventType.WEBHOOK_TEST: "info"}
-DEFAULT_PAGE_ON = frozenset({
-    EventType.PROBE_FAILED, EventType.DELIVERY_FAILED, EventType.PROBE_DEGRADED,
-    EventType.TLS_CERTIFICATE_EXPIRING, EventType.WEBHOOK_TEST,
-})
+DEFAULT_PAGE_ON = frozenset(t for t in EventType if t.pages)
+
+
+class PagerDutyConfig(SubscriptionBase):
+    kind: Literal["pagerduty"]
+    routing_key: SecretStr
+    url: str | None = None  # instead of EVENTS_URL: proxies, tests
+
+
+class PagerDutySubscriptionCreate(CreateBase):
+    kind: Literal["pagerduty"]
+    routing_key: str = Field(min_length=1, max_length=256)
+    url: WebhookUrl | None = None
 
 
 def dedup_key(event: Event) -> str:
-    if event.type is EventType.WEBHOOK_TEST:
+    if event.type.per_event:
         return f"{SOURCE}/test/{event.id}"[:DEDUP_MAX]
     return f"{SOURCE}/{event.provider or '-'}/{event.type.family}"[:DEDUP_MAX]
-
-
-def severity(event: Event) -> str:
-    if event.type in _FIXED_SEVERITY:
-        return _FIXED_SEVERITY[event.type]
-    if event.type is EventType.TLS_CERTIFICATE_EXPIRING:
-        days = event.data.get("days_left")
-        return "error" if isinstance(days, int | float) and days <= 1 else "warning"
-    if event.type in (EventType.PROBE_FAILED, EventType.DELIVERY_FAILED):
-        return SEVERITY_BY_CLASS.get(str(event.data.get("class")), "error")
-    return "warning"  # opted-in informational types
 
 
 def build_event(event: Event, routing_key: str, public_url: str | None = None,
@@ -108,7 +101,7 @@ def build_event(event: Event, routing_key: str, public_url: str | None = None,
         "payload": {
             "summary": text.clip(summary, SUMMARY_MAX),
             "source": event.provider or SOURCE,
-            "severity": severity(event),
+            "severity": event.severity.value,
             "timestamp": rfc3339(event.timestamp),
             "component": str(event.data.get("step") or event.type.family),
             "group": SOURCE,
@@ -127,6 +120,9 @@ def build_event(event: Event, routing_key: str, public_url: str | None = None,
 
 class PagerDutyChannel:
     kind = "pagerduty"
+    config = PagerDutyConfig
+    create = PagerDutySubscriptionCreate
+    pace_per_url: float | None = None
 
     def __init__(self, page_on: Iterable[EventType] = DEFAULT_PAGE_ON) -> None:
         self.page_on = frozenset(page_on)
@@ -150,3 +146,6 @@ class PagerDutyChannel:
                            f"{outcome.reason} (PagerDuty rejected the event: check the "
                            "routing key; otherwise a bug here)")
         return outcome
+
+
+CHANNEL = PagerDutyChannel()

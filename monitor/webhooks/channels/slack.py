@@ -18,32 +18,29 @@ Errors (api.slack.com changelog 2016-05-17, "Improving error conditions for Inco
 Webhooks"): 400 invalid_payload/user_not_found, 403 action_prohibited (and
 invalid_token), 404 channel_not_found/no_service/no_team are permanent; 410
 channel_is_archived disables; 429 is retried after Retry-After; 500 rollup_error is
-transient. Slack accepts about one message per second per webhook URL: the sender's
-`DeliveryLimiter` paces them.
+transient. Slack accepts about one message per second per webhook URL: `pace_per_url`,
+which the sender's `DeliveryLimiter` keeps to.
+
+The emoji follows `text.tone`, from the event type's declared attributes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from monitor.events.model import Event, EventType, rfc3339
+from monitor.events.model import Event, rfc3339
 from monitor.webhooks.channels import text
-from monitor.webhooks.channels.base import (
-    Destination,
-    OutgoingRequest,
-    json_bytes,
-    json_headers,
-)
+from monitor.webhooks.channels.base import Destination, OutgoingRequest, post_to_url
+from monitor.webhooks.channels.schema import UrlConfig, UrlCreate
 from monitor.webhooks.outcome import Outcome, OutcomeKind, classify_http
 
 HEADER_MAX, SECTION_MAX, FIELD_MAX, FIELDS_MAX, BLOCKS_MAX = 150, 3000, 2000, 10, 50
 FENCE = "`" * 3
 TEXT_MAX = 3000  # Slack truncates longer top-level text; notifications show far less
 
-_WARNING = frozenset({EventType.PROBE_CODE_CHANGED, EventType.PROBE_CAPABILITIES_CHANGED,
-                      EventType.PROBE_DEGRADED, EventType.TLS_CERTIFICATE_EXPIRING})
-_FAILURE = frozenset({EventType.PROBE_FAILED, EventType.DELIVERY_FAILED})
+EMOJI = {text.Tone.GOOD: ":large_green_circle:", text.Tone.BAD: ":red_circle:",
+         text.Tone.WARNING: ":warning:", text.Tone.INFO: ":information_source:"}
 
 # The error strings Slack answers with, and what a person should do about each.
 _ERRORS = {
@@ -65,17 +62,6 @@ def escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _emoji(event: Event) -> str:
-    if event.type.resolves:
-        return ":large_green_circle:"
-    if event.type in _FAILURE or (event.type is EventType.CHECK_COMPLETED
-                                  and event.data.get("verdict") == "failed"):
-        return ":red_circle:"
-    if event.type in _WARNING:
-        return ":warning:"
-    return ":information_source:"
-
-
 def _mrkdwn(value: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": value}
 
@@ -83,10 +69,9 @@ def _mrkdwn(value: str) -> dict[str, str]:
 def build_message(event: Event, public_url: str | None = None) -> dict[str, Any]:
     """The incoming-webhook JSON for one event (pure, for tests and previews)."""
     headline = text.headline(event)
+    title = text.clip(f"{EMOJI[text.tone(event)]} {headline}", HEADER_MAX)
     blocks: list[dict[str, Any]] = [{
-        "type": "header",
-        "text": {"type": "plain_text", "text": text.clip(f"{_emoji(event)} {headline}", HEADER_MAX),
-                 "emoji": True},
+        "type": "header", "text": {"type": "plain_text", "text": title, "emoji": True},
     }]
     summary, action = text.diagnosis(event)
     lines = []
@@ -103,7 +88,7 @@ def build_message(event: Event, public_url: str | None = None) -> dict[str, Any]
                   for label, value in facts]
         blocks.append({"type": "section", "fields": fields})
     said = event.data.get("message")
-    if said and event.type is not EventType.DELIVERY_FAILED:  # its headline already says it
+    if said and not event.type.quotes_message:
         # A fence inside the reply would end our code block early.
         quoted = text.clip(escape(str(said)).replace(FENCE, "'''"), SECTION_MAX - 40)
         blocks.append({"type": "section",
@@ -119,21 +104,28 @@ def build_message(event: Event, public_url: str | None = None) -> dict[str, Any]
 
     fallback = headline
     summary_line = summary or event.data.get("message")
-    if summary_line and event.type is not EventType.DELIVERY_FAILED:
+    if summary_line and not event.type.quotes_message:
         fallback += f": {summary_line}"
     return {"text": text.clip(escape(fallback), TEXT_MAX), "blocks": blocks[:BLOCKS_MAX]}
 
 
+class SlackConfig(UrlConfig):
+    kind: Literal["slack"]
+
+
+class SlackSubscriptionCreate(UrlCreate):
+    kind: Literal["slack"]
+
+
 class SlackChannel:
     kind = "slack"
+    config = SlackConfig
+    create = SlackSubscriptionCreate
+    pace_per_url: float | None = 1.0
 
     def render(self, event: Event, destination: Destination) -> OutgoingRequest | None:
-        if not destination.url:
-            raise ValueError(f"subscription {destination.name!r}: slack needs the webhook url")
-        body = json_bytes(build_message(event, destination.public_url))
-        # The URL is the credential (hooks.slack.com/services/T…/B…/secret): never record it.
-        return OutgoingRequest(url=destination.url, headers=json_headers(), body=body,
-                               channel=self.kind, redact=(destination.url, *destination.secrets))
+        return post_to_url(self.kind, destination,
+                           build_message(event, destination.public_url))
 
     def classify(self, status: int, headers: Mapping[str, str], body_snippet: str
                  ) -> Outcome:
@@ -143,3 +135,6 @@ class SlackChannel:
         if outcome.kind is OutcomeKind.DELIVERED or meaning is None:
             return outcome
         return Outcome(outcome.kind, f"HTTP {status} {error}: {meaning}", outcome.retry_after)
+
+
+CHANNEL = SlackChannel()

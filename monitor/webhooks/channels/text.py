@@ -1,15 +1,18 @@
-"""Words for people: one headline per event, and the facts a responder reads first.
+"""Words for people: the headline, the facts a responder reads first, and the tone.
 
-Shared by the Slack and PagerDuty channels so the two say the same thing. Reads only
-`Event` and the keys event detection puts in `data` (monitor/events/detect.py); a key
-that is absent is simply left out, never rendered as "None".
+Shared by every channel so they all say the same thing. Reads only `Event`, its type's
+declared attributes and the keys event detection puts in `data`
+(monitor/events/detect.py); a key that is absent is left out, never rendered as "None".
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
 
-from monitor.events.model import Event, EventType
+from monitor.events.model import Event, Severity, present
 
 
 def clip(value: str, limit: int) -> str:
@@ -17,95 +20,89 @@ def clip(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def _get(data: dict[str, Any], key: str) -> Any:
-    value = data.get(key)
-    return None if value in (None, "", [], {}) else value
+def markdown_escaper(anywhere: str, line_start: str) -> Callable[[str], str]:
+    """A function that makes Markdown literal with backslash escapes (CommonMark §2.4).
+
+    `anywhere`: the characters escaped wherever they are (a regex character class);
+    `line_start`: the markers escaped only at the start of a line (a regex alternation;
+    an ordered list's `1.` is escaped on its dot, as a digit cannot be escaped).
+    """
+    chars = re.compile(f"([{anywhere}])")
+    markers = re.compile(rf"^(\s*)({line_start})(?=\s)", re.MULTILINE)
+
+    def marker(found: re.Match[str]) -> str:
+        lead, mark = found[1], found[2]
+        return f"{lead}{mark[:-1]}\\." if mark.endswith(".") else f"{lead}\\{mark}"
+
+    def escape(value: str) -> str:
+        return markers.sub(marker, chars.sub(r"\\\1", value))
+
+    return escape
 
 
-def reply(code: Any, enhanced: Any) -> str:
-    """`550 5.1.1`, `421`, or `` when the step got no reply at all."""
-    return " ".join(str(p) for p in (code, enhanced) if p not in (None, ""))
-
-
-def _change(value: Any) -> str:
-    if isinstance(value, dict):
-        return reply(value.get("code"), value.get("enhanced_code")) or "no reply"
-    return str(value)
+def clip_escaped(value: str, limit: int, escape: Callable[[str], str]) -> str:
+    """`escape(value)` in at most `limit` characters, cut in the text before it is escaped
+    so that the cut never splits an escape (a lone backslash would escape the ellipsis)."""
+    escaped = escape(value)
+    if len(escaped) <= limit:
+        return escaped
+    keep = limit - 1
+    while keep > 0:
+        cut = escape(value[:keep])
+        if len(cut) <= limit - 1:
+            return cut + "…"
+        keep -= len(cut) - (limit - 1)
+    return "…"
 
 
 def headline(event: Event) -> str:
-    """What happened, in one line that starts with the provider."""
-    d, who = event.data, event.provider or "delivery monitor"
-    step, code = _get(d, "step"), reply(_get(d, "code"), _get(d, "enhanced_code"))
-    at = f" at {step}" if step else ""
-    with_code = f" with {code}" if code else ""
-    match event.type:
-        case EventType.PROBE_FAILED:
-            return f"{who}: probe failing{at}{with_code}"
-        case EventType.PROBE_RECOVERED:
-            return f"{who}: probe recovered"
-        case EventType.PROBE_CODE_CHANGED:
-            before, after = d.get("previous"), d.get("current")
-            change = (f" from {_change(before)} to {_change(after)}"
-                      if before is not None and after is not None else "")
-            return f"{who}: {step or 'a step'} reply changed{change}"
-        case EventType.PROBE_CAPABILITIES_CHANGED:
-            parts = [f"+{x}" for x in d.get("added") or ()]
-            parts += [f"-{x}" for x in d.get("removed") or ()]
-            return f"{who}: EHLO capabilities changed ({', '.join(parts) or 'see details'})"
-        case EventType.PROBE_DEGRADED:
-            took, limit = d.get("duration_ms"), d.get("threshold_ms")
-            if _number(took) and _number(limit):
-                return f"{who}: slow, {_ms(took)} against a {_ms(limit)} threshold"
-            return f"{who}: slower than its latency threshold"
-        case EventType.PROBE_LATENCY_RECOVERED:
-            limit = d.get("threshold_ms")
-            return f"{who}: latency back under " + (
-                f"{_ms(limit)}" if _number(limit) else "its threshold")
-        case EventType.TLS_CERTIFICATE_EXPIRING:
-            days = d.get("days_left", d.get("threshold_days"))
-            return f"{who}: TLS certificate expires {_days(days)}"
-        case EventType.TLS_CERTIFICATE_RENEWED:
-            return f"{who}: TLS certificate renewed, now expires {_days(d.get('days_left'))}"
-        case EventType.DELIVERY_FAILED:
-            return f"{who}: test message {d.get('message') or 'not delivered'}"
-        case EventType.DELIVERY_RECOVERED:
-            return f"{who}: test messages reach the inbox again"
-        case EventType.CHECK_COMPLETED:
-            return f"{who}: pre-campaign check {d.get('verdict') or 'completed'}"
-        case EventType.WEBHOOK_TEST:
-            return "Delivery Monitor test event: this subscription works"
-    return f"{who}: {event.type.value}"  # pragma: no cover - every type is matched above
+    """What happened, in one line that starts with the provider (declared per event type)."""
+    return event.headline()
 
 
-def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+class Tone(StrEnum):
+    """How a chat message looks at a glance: Slack's emoji, Teams' and Discord's colour."""
+
+    GOOD = "good"  # resolved
+    BAD = "bad"  # a failure, or something that turned out bad (a failed check)
+    WARNING = "warning"
+    INFO = "info"
 
 
-def _ms(value: float) -> str:
-    return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
+def tone(event: Event) -> Tone:
+    """From the event type's declared attributes (monitor/events/model.py), never its name.
 
-
-def _days(value: Any) -> str:
-    if not _number(value):
-        return "soon"
-    return "within a day" if value < 1 else f"in {value:.0f} days"
+    A type whose severity goes by the failure's class is a failure: red whatever the
+    class. A declared warning stays a warning even when its data makes it an error (a
+    certificate expiring within a day); an informational type that turned out bad (a
+    failed check) is red.
+    """
+    declared = event.type.severity
+    if event.type.resolves:
+        return Tone.GOOD
+    if declared is None:
+        return Tone.BAD
+    if declared is Severity.WARNING:
+        return Tone.WARNING
+    if event.severity in (Severity.ERROR, Severity.CRITICAL):
+        return Tone.BAD
+    return Tone.INFO
 
 
 def facts(event: Event) -> list[tuple[str, str]]:
     """Label/value pairs worth a glance, in reading order; empty values left out."""
     d = event.data
     pairs: list[tuple[str, Any]] = [
-        ("Step", _get(d, "step")),
-        ("Code", _get(d, "code")),
-        ("Enhanced code", _get(d, "enhanced_code")),
-        ("Class", _get(d, "class")),
-        ("Mailbox", _get(d, "mailbox")),
-        ("Placement", _get(d, "placement")),
+        ("Step", present(d, "step")),
+        ("Code", present(d, "code")),
+        ("Enhanced code", present(d, "enhanced_code")),
+        ("Class", present(d, "class")),
+        ("Mailbox", present(d, "mailbox")),
+        ("Placement", present(d, "placement")),
         ("Slow steps", ", ".join(d.get("slow_steps") or ()) or None),
-        ("Certificate", _get(d, "subject")),
-        ("Expires", _get(d, "not_after")),
-        ("Verdict", _get(d, "verdict")),
+        ("Certificate", present(d, "subject")),
+        ("Expires", present(d, "not_after")),
+        ("Verdict", present(d, "verdict")),
     ]
     return [(label, str(value)) for label, value in pairs if value is not None]
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from monitor import store
 from monitor.events.model import Event, EventType
-from monitor.store import queries
 from tests.unit.api.conftest import ADMIN, Live
 from tests.unit.test_detect import run
 
@@ -81,7 +81,7 @@ async def test_unknown_provider_404(live: Live) -> None:
 async def test_results_pagination(live: Live) -> None:
     async with live.ctx.sessions() as session, session.begin():
         for i in range(5):
-            queries.add_run(session, run().model_copy(update={
+            store.runs.add_run(session, run().model_copy(update={
                 "run_id": f"{i:025d}", "provider": "sandbox"}))
     page1 = (await live.read.get("/v1/providers/sandbox/results?limit=2")).json()
     assert [r["run_id"] for r in page1["items"]] == [f"{4:025d}", f"{3:025d}"]
@@ -100,7 +100,7 @@ async def test_results_pagination(live: Live) -> None:
 async def test_events_filters_and_pages(live: Live) -> None:
     base = datetime(2026, 11, 1, tzinfo=UTC)
     async with live.ctx.sessions() as session, session.begin():
-        await queries.add_events(session, [
+        await store.events.add_events(session, [
             Event(id=f"{i:025d}", type=kind, timestamp=base + timedelta(hours=i), provider=p)
             for i, (kind, p) in enumerate([
                 (EventType.PROBE_FAILED, "a"), (EventType.PROBE_RECOVERED, "a"),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitor.config import Config, MailboxConfig, ProviderConfig
-from monitor.config.models import MailboxKind
+from monitor.receive import BACKENDS
 from monitor.receive.backend import ReceiveOptions, Scan, Trace
 from monitor.receive.maildir import MaildirBackend
 from monitor.receive.result import Placement
@@ -80,5 +80,5 @@ class SteeredMaildir:
                 scan.found[token] = replace(message, folder="Junk", placement=Placement.JUNK)
         return scan
 
-    def backends(self) -> dict[MailboxKind, SteeredMaildir]:
-        return dict.fromkeys(MailboxKind, self)
+    def backends(self) -> dict[str, SteeredMaildir]:
+        return dict.fromkeys(BACKENDS, self)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.config import Config, MailboxConfig
-from monitor.config.models import MailboxKind
+from monitor.receive import BACKENDS
 from monitor.receive.backend import FoundMessage, ReceiveOptions, Scan, Trace, parse_headers
 from monitor.receive.result import PendingToken, Placement
 
@@ -63,5 +63,5 @@ def pending(token: str, mailbox: str, accepted_at: datetime,
                         accepted_at=accepted_at, deadline=accepted_at + within)
 
 
-def backends(fake: FakeBackend) -> dict[MailboxKind, FakeBackend]:
-    return dict.fromkeys(MailboxKind, fake)
+def backends(fake: FakeBackend) -> dict[str, FakeBackend]:
+    return dict.fromkeys(BACKENDS, fake)

@@ -2,24 +2,43 @@
 
 Each command name maps to bytes (with `{tag}` filled in), or to one of the
 misbehaviours: HANG (read nothing more, answer nothing), DROP (close the
-connection), STARTTLS (answer OK, then upgrade the stream), or a callable
-that writes what it likes and returns whether to keep the connection open.
+connection), STARTTLS (answer OK, then upgrade the stream), a `Sasl` exchange
+(AUTHENTICATE: continuation, the client's response, optionally an error
+challenge, then the reply), or a callable that writes what it likes and returns
+whether to keep the connection open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 HANG, DROP, STARTTLS = "hang", "drop", "starttls"
-Action = bytes | str | Callable[[asyncio.StreamWriter, bytes], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Sasl:
+    """AUTHENTICATE <mechanism>, answered as a server does without SASL-IR (RFC 9051
+    §6.2.2): an empty continuation, the client's base64 response (decoded into
+    `HostileImap.sasl`), then `reply`. With `error_challenge` (base64, as Gmail and
+    dovecot send before refusing an XOAUTH2 token), that challenge comes first and
+    the client's answer to it is recorded too."""
+
+    reply: bytes = b"{tag} OK [CAPABILITY IMAP4rev1 UIDPLUS] authenticated\r\n"
+    error_challenge: bytes | None = None
+
+
+Action = bytes | str | Sasl | Callable[[asyncio.StreamWriter, bytes], Awaitable[bool]]
 
 HEADER = b"X-Delivery-Monitor-Token: dm-x\r\n\r\n"
 DEFAULTS: dict[str, Action] = {
-    "CAPABILITY": b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\n{tag} OK done\r\n",
+    "CAPABILITY": b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN AUTH=XOAUTH2\r\n{tag} OK done\r\n",
     "LOGIN": b"{tag} OK [CAPABILITY IMAP4rev1 UIDPLUS] logged in\r\n",
+    "AUTHENTICATE": Sasl(),
     "LIST": b'* LIST (\\HasNoChildren) "/" INBOX\r\n'
             b'* LIST (\\HasNoChildren \\Junk) "/" Spam\r\n{tag} OK done\r\n',
     "SELECT": b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] selected\r\n",
@@ -38,6 +57,8 @@ class HostileImap:
     greeting: bytes | str = b"* OK IMAP4rev1 ready\r\n"
     tls: ssl.SSLContext | None = None
     seen: list[str] = field(default_factory=list)  # command names, in order
+    # Per AUTHENTICATE: the mechanism named and every response, decoded ("*" = cancelled)
+    sasl: list[tuple[str, list[bytes]]] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -89,6 +110,11 @@ class HostileImap:
                 assert self.tls is not None
                 await writer.start_tls(self.tls)
                 continue
+            if isinstance(action, Sasl):
+                mechanism = words[1].decode(errors="replace") if len(words) > 1 else ""
+                if not await self._authenticate(reader, writer, tag, mechanism, action):
+                    return
+                continue
             if callable(action):
                 if not await action(writer, tag):
                     return
@@ -96,3 +122,28 @@ class HostileImap:
             assert isinstance(action, bytes)
             writer.write(action.replace(b"{tag}", tag))
             await writer.drain()
+
+    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            tag: bytes, mechanism: str, sasl: Sasl) -> bool:
+        responses: list[bytes] = []
+        self.sasl.append((mechanism, responses))
+        challenges = [b""] + ([sasl.error_challenge] if sasl.error_challenge is not None else [])
+        for challenge in challenges:
+            writer.write(b"+ " + challenge + b"\r\n")
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                return False
+            answer = line.rstrip(b"\r\n")
+            try:
+                responses.append(answer if answer == b"*" else base64.b64decode(answer,
+                                                                                validate=True))
+            except binascii.Error:
+                writer.write(tag + b" BAD not base64\r\n")
+                return True
+            if answer == b"*":  # RFC 9051 §6.2.2: the client cancelled
+                writer.write(tag + b" BAD cancelled\r\n")
+                return True
+        writer.write(sasl.reply.replace(b"{tag}", tag))
+        await writer.drain()
+        return True

@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.config import MailboxConfig
-from monitor.config.models import MailboxKind
 from monitor.probe.result import FailureClass
-from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive import BACKENDS, ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
 from monitor.receive.backend import Scan, ScanAbandoned, Trace
 from monitor.receive.checker import pending_tokens, wait_for_arrival
 from monitor.receive.errors import ReceiveError
@@ -287,7 +286,7 @@ class CommittedThenSlow:
 async def test_a_scan_already_deleting_at_check_timeout_is_waited_for() -> None:
     [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    options=ReceiveOptions(check_timeout=0.1),
-                                   backends=dict.fromkeys(MailboxKind, CommittedThenSlow()))
+                                   backends=dict.fromkeys(BACKENDS, CommittedThenSlow()))
     # What it deleted is reported, not lost to a timeout (then "missing" next time).
     assert (result.status, result.deleted) == (ReceiveStatus.ARRIVED, True)
 

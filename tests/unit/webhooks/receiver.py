@@ -18,7 +18,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.asgi_server import serve_app
-from tests.unit.webhooks.shapes import pagerduty_problems, slack_problems
+from tests.unit.webhooks.shapes import (
+    discord_problems,
+    pagerduty_problems,
+    slack_problems,
+    teams_problems,
+)
 
 
 @dataclass
@@ -54,6 +59,10 @@ async def _status(code: int, text: str = "", **headers: str) -> Response:
     return PlainTextResponse(text, status_code=code, headers=headers)
 
 
+async def _json(code: int, document: dict[str, object], **headers: str) -> Response:
+    return JSONResponse(document, status_code=code, headers=headers)
+
+
 async def _hang(rx: Receiver, request: Request, body: bytes) -> Response:
     await rx.release.wait()
     return PlainTextResponse("too late")
@@ -86,6 +95,32 @@ async def _pagerduty(rx: Receiver, request: Request, body: bytes) -> Response:
                          "dedup_key": event.get("dedup_key")}, status_code=202)
 
 
+async def _teams(rx: Receiver, request: Request, body: bytes) -> Response:
+    # A Workflows trigger: 202 Accepted and no body; a body that is not a card, 400.
+    problems = teams_problems(json.loads(body), body)
+    if problems:
+        return JSONResponse({"error": {"code": "TriggerInputSchemaMismatch",
+                                       "message": "; ".join(problems)}}, status_code=400)
+    return Response(status_code=202)
+
+
+async def _teams_connector(rx: Receiver, request: Request, body: bytes) -> Response:
+    # A legacy incoming-webhook connector: 200 and "1" when it posted the card.
+    problems = teams_problems(json.loads(body), body)
+    return PlainTextResponse("; ".join(problems) or "1", status_code=400 if problems else 200)
+
+
+async def _discord(rx: Receiver, request: Request, body: bytes) -> Response:
+    # Execute Webhook: 400 50035 on a bad body; 200 and the message with ?wait=true, else 204.
+    problems = discord_problems(json.loads(body))
+    if problems:
+        return JSONResponse({"code": 50035, "message": "Invalid Form Body",
+                             "errors": problems}, status_code=400)
+    if request.query_params.get("wait") != "true":
+        return Response(status_code=204)
+    return JSONResponse({"id": "1234567890", "type": 0, "webhook_id": "42", "content": ""})
+
+
 ROUTES: dict[str, Handler] = {
     "/ok": _ok,
     "/fail": lambda rx, rq, b: _status(500, "boom"),
@@ -101,6 +136,17 @@ ROUTES: dict[str, Handler] = {
     "/script": _script,
     "/slack": _slack,
     "/pagerduty": _pagerduty,
+    "/teams": _teams,
+    "/teams-connector": _teams_connector,
+    "/teams-throttled": lambda rx, rq, b: _status(
+        200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0"),
+    "/teams-gone": lambda rx, rq, b: _status(404, ""),
+    "/discord": _discord,
+    "/discord-limited": lambda rx, rq, b: _json(
+        429, {"message": "You are being rate limited.", "retry_after": 1.25, "global": False},
+        **{"Retry-After": "2"}),
+    "/discord-gone": lambda rx, rq, b: _json(404, {"message": "Unknown Webhook",
+                                                   "code": 10015}),
 }
 
 

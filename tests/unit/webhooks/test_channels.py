@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from standardwebhooks import Webhook
 
 from monitor.config.models import SubscriptionConfig
@@ -74,8 +75,9 @@ def test_generic_without_secret_still_carries_id_and_timestamp() -> None:
 
 
 def test_destination_from_config_keeps_secrets_out_of_repr() -> None:
-    sub = SubscriptionConfig(name="ops", kind="generic", url="https://ops.example.com/x",
-                             secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    sub = TypeAdapter(SubscriptionConfig).validate_python({
+        "name": "ops", "kind": "generic", "url": "https://ops.example.com/x",
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
     dest = Destination.from_config(sub, public_url="https://m.example.com")
     assert dest.secrets == ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",)
     assert "whsec_" not in repr(dest)
@@ -85,9 +87,9 @@ def test_destination_from_config_keeps_secrets_out_of_repr() -> None:
 
 
 def test_unknown_kind_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown subscription kind 'teams'"):
-        channel_for("teams")
-    assert set(CHANNELS) == {"generic", "slack", "pagerduty"}
+    with pytest.raises(ValueError, match="unknown subscription kind 'carrier-pigeon'"):
+        channel_for("carrier-pigeon")
+    assert set(CHANNELS) == {"generic", "slack", "pagerduty", "teams", "discord"}
 
 
 # Slack ---------------------------------------------------------------------------------
@@ -122,6 +124,24 @@ def test_slack_recovery_is_green_and_short() -> None:
     assert message["blocks"][0]["text"]["text"] == (
         ":large_green_circle: sendgrid-relay: probe recovered")
     assert [b["type"] for b in message["blocks"]] == ["header", "context"]
+
+
+@pytest.mark.parametrize(("ev", "emoji"), [
+    (event(EventType.PROBE_FAILED, **{"class": "transient"}), ":red_circle:"),  # any class
+    (event(EventType.DELIVERY_FAILED), ":red_circle:"),
+    (event(EventType.CHECK_COMPLETED, verdict="failed"), ":red_circle:"),
+    (event(EventType.CHECK_COMPLETED, verdict="passed"), ":information_source:"),
+    (event(EventType.PROBE_CODE_CHANGED), ":warning:"),
+    (event(EventType.PROBE_CAPABILITIES_CHANGED), ":warning:"),
+    (event(EventType.PROBE_DEGRADED), ":warning:"),
+    # Still a warning within a day of expiry, when PagerDuty already says error.
+    (event(EventType.TLS_CERTIFICATE_EXPIRING, days_left=0.5), ":warning:"),
+    (event(EventType.WEBHOOK_TEST), ":information_source:"),
+    (event(EventType.PROBE_LATENCY_RECOVERED), ":large_green_circle:"),
+    (event(EventType.TLS_CERTIFICATE_RENEWED), ":large_green_circle:"),
+], ids=lambda v: v if isinstance(v, str) else v.type.value)
+def test_slack_emoji_follows_the_declared_event_type(ev: Event, emoji: str) -> None:
+    assert body_of(ev, SLACK)["blocks"][0]["text"]["text"].startswith(f"{emoji} ")
 
 
 @pytest.mark.parametrize("kind", list(EventType))

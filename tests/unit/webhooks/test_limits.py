@@ -1,17 +1,16 @@
-"""Concurrency limits and Slack pacing, with an injected clock: nothing really sleeps."""
+"""Concurrency limits and per-channel pacing, with an injected clock: nothing really sleeps."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from monitor.webhooks.channels import Destination, render
+from monitor.webhooks.channels import KINDS, Destination, channel_for, render
 from monitor.webhooks.limits import DeliveryLimiter, RateLimiter
 from monitor.webhooks.outcome import OutcomeKind
 from monitor.webhooks.sender import make_client, send_limited
-from tests.unit.webhooks.receiver import Receiver, receiver
+from tests.unit.webhooks.receiver import Receiver
 from tests.unit.webhooks.test_sender import EVENT
 
 
@@ -99,12 +98,6 @@ def test_limits_must_be_positive() -> None:
         DeliveryLimiter(overall=0)
 
 
-@pytest.fixture
-async def rx() -> AsyncIterator[Receiver]:
-    async with receiver() as running:
-        yield running
-
-
 async def test_slack_messages_are_paced_one_per_second_per_url(rx: Receiver) -> None:
     clock = FakeClock()
     limiter = DeliveryLimiter(per_subscriber=5, clock=clock, sleep=clock.sleep)
@@ -129,3 +122,25 @@ async def test_one_shared_client_reuses_connections(rx: Receiver) -> None:
             await send_limited(client, limiter, generic, subscriber="ops")
         pool = client._transport._pool  # type: ignore[attr-defined]
         assert len(pool.connections) == 1  # keep-alive: five posts, one connection
+
+
+PACE = {"slack": 1.0, "teams": 0.5}  # seconds per URL; the others are not paced
+STAND_IN = {"generic": "/ok", "pagerduty": "/pagerduty"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_each_channel_is_paced_as_it_declares(rx: Receiver, kind: str) -> None:
+    # Pacing is the channel's attribute, not a name in the sender. Discord declares none:
+    # its 429s say when to come back.
+    assert channel_for(kind).pace_per_url == PACE.get(kind)
+    clock = FakeClock()
+    limiter = DeliveryLimiter(per_subscriber=5, clock=clock, sleep=clock.sleep)
+    request = render(EVENT, Destination(kind=kind, url=rx.url(STAND_IN.get(kind, f"/{kind}")),
+                                        routing_key="k" * 32))
+    assert request is not None
+    async with make_client() as client:
+        results = await asyncio.gather(
+            *(send_limited(client, limiter, request, subscriber="s") for _ in range(3)))
+    assert {r.outcome.kind for r in results} == {OutcomeKind.DELIVERED}
+    interval = PACE.get(kind)
+    assert sorted(clock.sleeps) == ([interval, 2 * interval] if interval else [])

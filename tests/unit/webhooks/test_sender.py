@@ -5,37 +5,23 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 from standardwebhooks import Webhook
 
 from monitor.events.model import Event, EventType
 from monitor.webhooks.channels import Destination, OutgoingRequest, render
 from monitor.webhooks.outcome import OutcomeKind
-from monitor.webhooks.sender import SNIPPET_BYTES, make_client, scrub, send
+from monitor.webhooks.sender import SNIPPET_BYTES, scrub, send
 from monitor.webhooks.signing import generate_secret
-from tests.unit.webhooks.receiver import Receiver, receiver
+from tests.unit.webhooks.receiver import Receiver
 
 SECRET = generate_secret()
 EVENT = Event(id="0190aaaabbbbcccc", type=EventType.PROBE_FAILED, provider="relay",
               timestamp=datetime(2026, 1, 1, tzinfo=UTC), run_id="r1",
               data={"step": "rcpt", "code": 550, "enhanced_code": "5.1.1",
                     "message": "no such user", "class": "permanent"})
-
-
-@pytest.fixture
-async def rx() -> AsyncIterator[Receiver]:
-    async with receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client() as shared:
-        yield shared
 
 
 def generic(rx: Receiver, path: str) -> OutgoingRequest:

@@ -1,0 +1,73 @@
+"""Events, and the outbox rows each one gets per matching subscription (same transaction)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from monitor.events.model import Event
+from monitor.ids import new_id
+from monitor.store.tables import (
+    DeliveryRow,
+    EventRow,
+    SubscriptionRow,
+)
+
+
+async def add_events(session: AsyncSession, events: Sequence[Event], now: datetime) -> int:
+    """Store events and, in the same transaction, one outbox row per matching subscriber."""
+    if not events:
+        return 0
+    subscriptions = (await session.exec(
+        select(SubscriptionRow).where(col(SubscriptionRow.enabled).is_(True)))).all()
+    # Flush events first: deliveries reference them by foreign key.
+    for event in events:
+        session.add(EventRow(id=event.id, type=event.type.value, provider=event.provider,
+                             timestamp=event.timestamp, run_id=event.run_id,
+                             data=event.model_dump(mode="json")["data"]))
+    await session.flush()
+    queued = 0
+    for event in events:
+        for sub in subscriptions:
+            if subscribed(sub, event):
+                session.add(DeliveryRow(id=new_id(), event_id=event.id, subscription_id=sub.id,
+                                        next_attempt_at=now, created_at=now))
+                queued += 1
+    return queued
+
+
+def subscribed(sub: SubscriptionRow, event: Event) -> bool:
+    """`*`, exact types and prefixes like `probe.*`; provider names or `*`."""
+    type_ok = any(fnmatch.fnmatchcase(event.type.value, pattern) for pattern in sub.events)
+    provider_ok = "*" in sub.providers or (event.provider in sub.providers)
+    return type_ok and provider_ok
+
+
+# The subscription columns as stored (Fernet tokens, or legacy plaintext), without the
+# model's decrypting types.
+_stored_subscription = sa.table("subscription", sa.column("id", sa.String),
+                                sa.column("url", sa.String), sa.column("routing_key", sa.String),
+                                sa.column("secrets", sa.JSON))
+
+
+async def list_events(session: AsyncSession, *, provider: str | None = None,
+                      types: Sequence[str] = (), since: datetime | None = None,
+                      until: datetime | None = None, before: str | None = None,
+                      limit: int = 50) -> Sequence[EventRow]:
+    query = select(EventRow)
+    if provider:
+        query = query.where(EventRow.provider == provider)
+    if types:
+        query = query.where(col(EventRow.type).in_(list(types)))
+    if since:
+        query = query.where(col(EventRow.timestamp) >= since)
+    if until:
+        query = query.where(col(EventRow.timestamp) < until)
+    if before:
+        query = query.where(col(EventRow.id) < before)
+    return (await session.exec(query.order_by(col(EventRow.id).desc()).limit(limit))).all()

@@ -1,0 +1,193 @@
+"""The webhook outbox: due deliveries claimed atomically, attempts recorded, replays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from monitor.events.model import Event
+from monitor.store.db import is_postgres
+from monitor.store.tables import (
+    DeliveryAttemptRow,
+    DeliveryRow,
+    EventRow,
+    SubscriptionRow,
+)
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    delivery: DeliveryRow
+    event: EventRow
+    subscription: SubscriptionRow
+
+
+async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
+                    lease: timedelta, limit: int = 50) -> list[ClaimedDelivery]:
+    """Claim due deliveries atomically so no two workers send the same attempt. Commits.
+
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED. SQLite: a conditional UPDATE per
+    row (SQLite serialises writers, so the condition decides the winner).
+    """
+    enabled = select(SubscriptionRow.id).where(col(SubscriptionRow.enabled).is_(True))
+    due = (select(DeliveryRow)
+           .where(col(DeliveryRow.status) == "pending")
+           # A disabled subscription's queue waits: re-enabling it resumes delivery.
+           .where(col(DeliveryRow.subscription_id).in_(enabled))
+           .where(col(DeliveryRow.next_attempt_at) <= now)
+           .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
+                         col(DeliveryRow.claimed_until) < now))
+           .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
+           .limit(limit))
+    claimed: list[DeliveryRow] = []
+    if is_postgres(session):
+        for row in (await session.exec(due.with_for_update(skip_locked=True))).all():
+            row.claimed_until, row.claimed_by = now + lease, worker
+            session.add(row)
+            claimed.append(row)
+    else:
+        for row in (await session.exec(due)).all():
+            result = await session.exec(
+                sa.update(DeliveryRow)
+                .where(col(DeliveryRow.id) == row.id)
+                .where(col(DeliveryRow.status) == "pending")
+                .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
+                              col(DeliveryRow.claimed_until) < now))
+                .values(claimed_until=now + lease, claimed_by=worker))
+            if result.rowcount == 1:
+                claimed.append(row)
+    await session.commit()
+    if not claimed:
+        return []
+    # Two queries for the whole batch, not two per delivery.
+    events = {e.id: e for e in (await session.exec(select(EventRow).where(
+        col(EventRow.id).in_({row.event_id for row in claimed})))).all()}
+    subscriptions = {s.id: s for s in (await session.exec(select(SubscriptionRow).where(
+        col(SubscriptionRow.id).in_({row.subscription_id for row in claimed})))).all()}
+    return [ClaimedDelivery(row, events[row.event_id], subscriptions[row.subscription_id])
+            for row in claimed
+            if row.event_id in events and row.subscription_id in subscriptions]
+
+
+async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: DeliveryAttemptRow,
+                         *, status: str, next_attempt_at: datetime | None,
+                         error: str | None, worker: str) -> bool:
+    """Record one attempt and the delivery's new state; release the claim. Commits.
+
+    False, recording nothing, when this worker no longer holds the claim (its lease
+    ran out and another worker took the delivery over).
+    """
+    query = select(DeliveryRow).where(DeliveryRow.id == delivery_id)
+    if is_postgres(session):
+        query = query.with_for_update()
+    row = (await session.exec(query)).first()
+    if row is None or row.claimed_by != worker:
+        await session.rollback()
+        return False
+    session.add(attempt)
+    row.attempts = attempt.attempt
+    row.status = status
+    row.last_status = attempt.status
+    row.last_error = error
+    row.claimed_until, row.claimed_by = None, None
+    if next_attempt_at is not None:
+        row.next_attempt_at = next_attempt_at
+    if status == "delivered":
+        row.delivered_at = attempt.at
+    session.add(row)
+    await session.commit()
+    return True
+
+
+async def renew_claims(session: AsyncSession, delivery_ids: Sequence[str], worker: str,
+                       until: datetime) -> int:
+    """Extend `worker`'s claims on these deliveries (those it still holds). Commits."""
+    result = await session.exec(sa.update(DeliveryRow)
+                                .where(col(DeliveryRow.id).in_(delivery_ids))
+                                .where(col(DeliveryRow.claimed_by) == worker)
+                                .values(claimed_until=until))
+    await session.commit()
+    return int(result.rowcount)
+
+
+async def outbox_depth(session: AsyncSession) -> int:
+    result = await session.exec(select(sa.func.count()).select_from(DeliveryRow)
+                                .where(col(DeliveryRow.status) == "pending"))
+    return int(result.one())
+
+
+async def replay_delivery(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
+    """Queue a delivery again, whatever its state (delivered, dead, disabled). Commits.
+
+    The event, and so the `webhook-id`, stay the same: receivers deduplicate. The
+    retry schedule starts over; the attempts made so far stay on record.
+    """
+    row = await session.get(DeliveryRow, delivery_id)
+    if row is None:
+        return False
+    row.status, row.next_attempt_at = "pending", now
+    row.schedule_start = row.attempts
+    row.claimed_until, row.claimed_by = None, None
+    session.add(row)
+    await session.commit()
+    return True
+
+
+async def disable_subscription(session: AsyncSession, subscription_id: str,
+                               reason: str) -> None:
+    """The receiver said stop: disable it and cancel what is still queued for it. Commits."""
+    sub = await session.get(SubscriptionRow, subscription_id)
+    if sub is not None:
+        sub.enabled, sub.disabled_reason = False, reason
+        session.add(sub)
+    await session.exec(sa.update(DeliveryRow)
+                       .where(col(DeliveryRow.subscription_id) == subscription_id)
+                       .where(col(DeliveryRow.status) == "pending")
+                       .values(status="disabled", last_error=reason))
+    await session.commit()
+
+
+async def enqueue_test(session: AsyncSession, event: Event, subscription_id: str,
+                       delivery_id: str, now: datetime) -> None:
+    """A webhook.test event and its one delivery (caller's transaction)."""
+    session.add(EventRow(id=event.id, type=event.type.value, provider=event.provider,
+                         timestamp=event.timestamp, data=event.data))
+    await session.flush()
+    session.add(DeliveryRow(id=delivery_id, event_id=event.id,
+                            subscription_id=subscription_id, next_attempt_at=now,
+                            created_at=now))
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    delivery: DeliveryRow
+    event_type: str | None
+    attempts: list[DeliveryAttemptRow]
+
+
+async def delivery_log(session: AsyncSession, subscription_id: str, *, limit: int,
+                       before: str | None = None) -> list[DeliveryLog]:
+    """A subscription's deliveries, newest first, each with its event type and attempts:
+    three queries for the page, not two per delivery."""
+    query = select(DeliveryRow).where(col(DeliveryRow.subscription_id) == subscription_id)
+    if before is not None:
+        query = query.where(col(DeliveryRow.id) < before)
+    rows = list((await session.exec(query.order_by(col(DeliveryRow.id).desc())
+                                    .limit(limit))).all())
+    if not rows:
+        return []
+    types = dict((await session.exec(select(EventRow.id, EventRow.type).where(
+        col(EventRow.id).in_({r.event_id for r in rows})))).all())
+    attempts: dict[str, list[DeliveryAttemptRow]] = {r.id: [] for r in rows}
+    for attempt in (await session.exec(select(DeliveryAttemptRow)
+                                       .where(col(DeliveryAttemptRow.delivery_id)
+                                              .in_(attempts))
+                                       .order_by(col(DeliveryAttemptRow.attempt)))).all():
+        attempts[attempt.delivery_id].append(attempt)
+    return [DeliveryLog(r, types.get(r.event_id), attempts[r.id]) for r in rows]
+

@@ -1,0 +1,136 @@
+"""Slot claims, provider state and probe runs: what the scheduler and the API read and write.
+
+Functions take an AsyncSession and leave transactions to the caller unless the
+docstring says "Commits".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from monitor.events.state import ProviderState
+from monitor.probe.result import ProbeResult
+from monitor.store.db import insert_unique, is_postgres
+from monitor.store.tables import (
+    ProviderStateRow,
+    RunRow,
+    SlotClaimRow,
+)
+
+
+async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: str,
+                     now: datetime, lease: timedelta) -> bool:
+    """Insert (provider, slot); exactly one replica succeeds. Commits on its own."""
+    return await insert_unique(session, SlotClaimRow(
+        provider=provider, slot=slot, claimed_by=replica, claimed_at=now,
+        lease_until=now + lease, done=False))
+
+
+async def open_claims(session: AsyncSession, now: datetime, *,
+                      limit: int = 100) -> Sequence[SlotClaimRow]:
+    """Claims whose lease ran out with their run not recorded: the claimant died."""
+    return (await session.exec(select(SlotClaimRow)
+                               .where(col(SlotClaimRow.done).is_(False))
+                               .where(col(SlotClaimRow.lease_until) < now)
+                               .order_by(col(SlotClaimRow.lease_until)).limit(limit))).all()
+
+
+async def take_over_slot(session: AsyncSession, claim: SlotClaimRow, replica: str,
+                         now: datetime, lease: timedelta) -> bool:
+    """Move a dead claimant's expired claim to `replica`; one taker wins. Commits."""
+    result = await session.exec(
+        sa.update(SlotClaimRow)
+        .where(col(SlotClaimRow.provider) == claim.provider)
+        .where(col(SlotClaimRow.slot) == claim.slot)
+        .where(col(SlotClaimRow.claimed_by) == claim.claimed_by)
+        .where(col(SlotClaimRow.done).is_(False))
+        .where(col(SlotClaimRow.lease_until) < now)
+        .values(claimed_by=replica, lease_until=now + lease))
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def finish_slot(session: AsyncSession, provider: str, slot: int, replica: str) -> bool:
+    """Mark the slot's run recorded (caller's transaction); False if it was taken over."""
+    result = await session.exec(
+        sa.update(SlotClaimRow)
+        .where(col(SlotClaimRow.provider) == provider)
+        .where(col(SlotClaimRow.slot) == slot)
+        .where(col(SlotClaimRow.claimed_by) == replica)
+        .values(done=True))
+    return bool(result.rowcount == 1)
+
+
+async def load_state(session: AsyncSession, provider: str, now: datetime) -> ProviderState:
+    """The stored state, locked for this transaction.
+
+    The row is created first if missing (insert … on conflict do nothing), so two
+    writers of a provider's first run serialise on it instead of both inserting.
+    On SQLite the insert takes the database write lock for the transaction.
+    """
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    await session.exec(insert(ProviderStateRow).values(
+        provider=provider, state={}, updated_at=now).on_conflict_do_nothing())
+    query = select(ProviderStateRow).where(ProviderStateRow.provider == provider)
+    if is_postgres(session):
+        query = query.with_for_update()
+    row = (await session.exec(query)).first()
+    return ProviderState.model_validate(row.state) if row and row.state else ProviderState()
+
+
+async def save_state(session: AsyncSession, provider: str, state: ProviderState,
+                     now: datetime) -> None:
+    row = await session.get(ProviderStateRow, provider)
+    data = state.model_dump(mode="json")
+    if row is None:
+        session.add(ProviderStateRow(provider=provider, state=data,
+                                     last_run_id=state.last_run_id, updated_at=now))
+    else:
+        row.state, row.last_run_id, row.updated_at = data, state.last_run_id, now
+        session.add(row)
+
+
+def add_run(session: AsyncSession, result: ProbeResult, slot: int | None = None) -> None:
+    session.add(RunRow(
+        slot=slot,
+        id=result.run_id, provider=result.provider, started_at=result.started_at,
+        duration_ms=result.duration_ms, ok=result.ok,
+        failed_step=result.failed_step.value if result.failed_step else None,
+        failure_class=result.failure_class.value if result.failure_class else None,
+        result=result.model_dump(mode="json")))
+
+
+async def recent_runs(session: AsyncSession, provider: str, *, limit: int = 50,
+                      before: str | None = None) -> Sequence[RunRow]:
+    query = select(RunRow).where(RunRow.provider == provider)
+    if before:
+        query = query.where(col(RunRow.id) < before)
+    return (await session.exec(query.order_by(col(RunRow.id).desc()).limit(limit))).all()
+
+
+async def last_runs(session: AsyncSession) -> dict[str, RunRow]:
+    """Each provider's newest run, in one query (the state row points at it)."""
+    rows = (await session.exec(select(RunRow).join(
+        ProviderStateRow, col(ProviderStateRow.last_run_id) == col(RunRow.id)))).all()
+    return {row.provider: row for row in rows}
+
+
+async def last_run(session: AsyncSession, provider: str) -> RunRow | None:
+    runs = await recent_runs(session, provider, limit=1)
+    return runs[0] if runs else None
+
+
+async def states(session: AsyncSession) -> Sequence[ProviderStateRow]:
+    return (await session.exec(select(ProviderStateRow).order_by(
+        col(ProviderStateRow.provider)))).all()
+
+
+async def state(session: AsyncSession, provider: str) -> ProviderStateRow | None:
+    return await session.get(ProviderStateRow, provider)
