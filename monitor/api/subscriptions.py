@@ -34,7 +34,7 @@ from monitor.events.model import Event, EventType
 from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.store.tables import SubscriptionRow
-from monitor.webhooks.egress import check_destination
+from monitor.webhooks.egress import vet_destination
 from monitor.webhooks.errors import EgressRefused
 from monitor.webhooks.signing import generate_secret
 
@@ -77,7 +77,7 @@ def subscription_endpoints(ctx: AppContext) -> list[Endpoint]:
         if url is None:
             return
         try:
-            await check_destination(url, allow_private=settings.allow_private_destinations,
+            await vet_destination(url, allow_private=settings.allow_private_destinations,
                                     allow_http=settings.allow_http_destinations)
         except EgressRefused as exc:
             raise ApiError(422, f"url refused: {exc}", details=[{"field": "url",

@@ -8,7 +8,7 @@ Public surface, for `POST /v1/checks` and `monitor check`:
     await run_check(config, request, *, check_id, dns_nameserver=None,
                     receive_options=None, on_progress=None) -> CheckReport
     completed_event(report) -> Event  the `check.completed` event to store and fan out
-    check_domain(domain, *, nameserver=None) -> DnsReport        the DNS part alone
+    lookup_domain(domain, *, nameserver=None) -> DnsReport        the DNS part alone
 
 Exceptions: only `CheckError` (errors.py), raised before anything is sent.
 Modules: model (request/report), records (SPF/DMARC syntax), dns (lookups),
@@ -16,7 +16,7 @@ verdict (pure decision), runner (the check), event. The command and its text out
 are monitor/cli/check.py and monitor/cli/render_check.py.
 """
 
-from monitor.checks.dns import check_domain
+from monitor.checks.dns import lookup_domain
 from monitor.checks.errors import CheckError
 from monitor.checks.event import completed_event
 from monitor.checks.model import (
@@ -47,8 +47,8 @@ __all__ = [
     "SpfReport",
     "Stage",
     "Verdict",
-    "check_domain",
     "completed_event",
+    "lookup_domain",
     "new_check_id",
     "pending_report",
     "resolve",

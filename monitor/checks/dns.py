@@ -1,6 +1,6 @@
 """The sender domain's DNS: MX, SPF and DMARC records, looked up with dnspython.
 
-`check_domain` never raises: NXDOMAIN, an empty answer, SERVFAIL and timeouts
+`lookup_domain` never raises: NXDOMAIN, an empty answer, SERVFAIL and timeouts
 become data in the report (`error` on the section whose lookup failed, or
 `present: false`). dnspython's exceptions are translated here, once.
 
@@ -88,7 +88,7 @@ def txt_strings(rdata: object) -> str:
     return b"".join(rdata.strings).decode("utf-8", "replace")
 
 
-async def check_domain(domain: str, *, nameserver: tuple[str, int] | None = None,
+async def lookup_domain(domain: str, *, nameserver: tuple[str, int] | None = None,
                        attempt_timeout: float = DEFAULT_TIMEOUT,
                        lifetime: float = DEFAULT_LIFETIME) -> DnsReport:
     """MX, SPF and DMARC of `domain`, looked up concurrently; never raises."""

@@ -36,7 +36,7 @@ _LOCAL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
-def check_address(value: str, what: str = "address") -> str:
+def valid_address(value: str, what: str = "address") -> str:
     """A plain `local@domain` (RFC 5321 §4.1.2 dot-atom, LDH domain); ValueError if not."""
     if _LINE_BREAKING.search(value):
         raise ValueError(f"{what} must not contain CR, LF, NUL or other control characters "
@@ -79,7 +79,7 @@ class CheckRequest(Frozen):
     @field_validator("sender")
     @classmethod
     def _sender(cls, value: str) -> str:
-        return check_address(value, "from")
+        return valid_address(value, "from")
 
     @field_validator("subject")
     @classmethod

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from monitor.checks.dns import check_domain
+from monitor.checks.dns import lookup_domain
 from monitor.checks.errors import CheckError
 from monitor.checks.model import (
     CheckReport,
@@ -39,7 +39,7 @@ from monitor.probe.engine import run_probe
 from monitor.probe.message import DEFAULT_TEXT, MessageSpec
 from monitor.probe.result import ProbeResult
 from monitor.receive import PendingToken, ReceiveOptions, wait_for_arrival
-from monitor.receive.checker import Backends
+from monitor.receive.poller import Backends
 from monitor.receive.result import ReceiveResult
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ async def run_check(config: Config, request: CheckRequest, *, check_id: str,
     run = _Run(config, request, provider, mailboxes, check_id=check_id,
                created_at=created_at, on_progress=on_progress,
                options=receive_options, backends=receive_backends)
-    dns_task = asyncio.create_task(check_domain(
+    dns_task = asyncio.create_task(lookup_domain(
         domain_of(request.sender), nameserver=dns_nameserver, attempt_timeout=dns_timeout,
         lifetime=dns_lifetime))
     try:

@@ -3,7 +3,7 @@
 One process runs: the sandbox SMTP server (STARTTLS with a generated
 certificate, AUTH, a Maildir), a Maildir seed mailbox, a webhook receiver that
 verifies every Standard Webhooks signature, and the service itself (scheduler,
-receive checker, outbox, HTTP API) on a short interval. The sandbox then
+receive poller, outbox, HTTP API) on a short interval. The sandbox then
 answers 451 and later 550 at RCPT for a while, which the terminal shows as
 signed `probe.code_changed` / `probe.failed` webhooks, then the recovery.
 
@@ -153,7 +153,7 @@ async def _watch_runs(ctx: AppContext, out: Callable[[str], None]) -> None:
         for row in received:
             checked = row.checked_at
             verdict = (f"seen in {row.placement}, {row.latency_ms:.0f} ms after DATA "
-                       "(the checker looks every 2 s)"
+                       "(the receive poller looks every 2 s)"
                        if row.arrived and row.latency_ms is not None
                        else f"NOT delivered ({row.result.get('status')})")
             out(f"{row.checked_at:%H:%M:%S} mailbox {row.mailbox}: test message {verdict}")

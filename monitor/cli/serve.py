@@ -1,4 +1,4 @@
-"""`monitor serve`: the scheduler, receive checker, webhook outbox and HTTP API."""
+"""`monitor serve`: the scheduler, receive poller, webhook outbox and HTTP API."""
 
 from __future__ import annotations
 

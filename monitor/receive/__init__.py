@@ -3,7 +3,7 @@
 Public surface:
 
     pending_tokens(probe_result, config) -> list[PendingToken]     after a send
-    check_pending(config, pending, now=None, *, options) -> list[ReceiveResult]
+    poll_pending(config, pending, now=None, *, options) -> list[ReceiveResult]
     wait_for_arrival(config, pending, on_progress=None, *, options) -> ReceiveResult
     inbound_routes(config, data_dir, *, max_bytes) / inbound_app(...)   HTTP intake
     ReceiveOptions (data_dir, authserv_id, timeouts, sweep age)
@@ -16,14 +16,14 @@ of a check; exceptions are classified once, in `errors.classify`.
 
 from monitor.receive.authresults import AuthResults, auth_results
 from monitor.receive.backend import MailboxBackend, ReceiveOptions
-from monitor.receive.checker import (
-    check_mailbox,
-    check_pending,
+from monitor.receive.inbound import DEFAULT_MAX_BYTES, inbound_app, inbound_routes
+from monitor.receive.poller import (
     pending_tokens,
+    poll_mailbox,
+    poll_pending,
     seed_mailboxes,
     wait_for_arrival,
 )
-from monitor.receive.inbound import DEFAULT_MAX_BYTES, inbound_app, inbound_routes
 from monitor.receive.registry import BACKENDS, KINDS, MODELS
 from monitor.receive.result import (
     AuthVerdict,
@@ -47,11 +47,11 @@ __all__ = [
     "ReceiveResult",
     "ReceiveStatus",
     "auth_results",
-    "check_mailbox",
-    "check_pending",
     "inbound_app",
     "inbound_routes",
     "pending_tokens",
+    "poll_mailbox",
+    "poll_pending",
     "seed_mailboxes",
     "wait_for_arrival",
 ]

@@ -4,8 +4,8 @@
 Each backend module also owns its kind's config model; `registry.py` lists them.
 
 A backend looks through one mailbox for probe messages and reports what it
-found; it does not decide what a finding means (the checker does), and it may
-raise: the checker classifies exceptions in one place (`errors.classify`),
+found; it does not decide what a finding means (the poller does), and it may
+raise: the poller classifies exceptions in one place (`errors.classify`),
 reading `Trace.step` to say where it happened.
 
 Every scan also deletes the messages of the tokens in its `delete` set and
@@ -17,11 +17,11 @@ its arrival was recorded: a crash or a database error in between leaves it to
 be found again, never reported missing. Callers that report at once (the CLI)
 pass None: delete what is found.
 
-A scan runs in a worker thread that the checker's timeout cannot stop, so it
+A scan runs in a worker thread that the poller's timeout cannot stop, so it
 reads first and deletes last, and `Trace` is the handshake between the two
 sides: the backend calls `Trace.checkpoint()` as it goes (it raises once the
-checker has given up) and `Trace.commit()` right before deleting anything;
-the checker calls `Trace.abandon()` when time is up. Whichever comes first
+poller has given up) and `Trace.commit()` right before deleting anything;
+the poller calls `Trace.abandon()` when time is up. Whichever comes first
 wins, under a lock: an abandoned scan deletes nothing, and a committed one is
 waited for and its result used, so a message is never deleted unreported.
 
@@ -62,19 +62,19 @@ class ReceiveOptions:
     # the topmost header, which is the one the receiving host added last.
     authserv_id: str | None = None
     op_timeout: float = 10.0  # each network read/write of a backend
-    check_timeout: float = 60.0  # one whole scan of one mailbox
+    scan_timeout: float = 60.0  # one whole scan of one mailbox
     sweep_after: timedelta = timedelta(days=1)
     max_messages: int = 500  # probe messages (newest first) examined per folder and scan
 
 
 class ScanAbandoned(TimeoutError):
-    """Raised inside a backend's thread once the checker stopped waiting for it."""
+    """Raised inside a backend's thread once the poller stopped waiting for it."""
 
 
 @dataclass
 class Trace:
     """Where a scan is, written by the backend and read when it fails or times out;
-    also the abandon/commit handshake between the checker and the backend's thread."""
+    also the abandon/commit handshake between the poller and the backend's thread."""
 
     step: str = "connect"
     folder: str | None = None
@@ -83,13 +83,13 @@ class Trace:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def checkpoint(self) -> None:
-        """Backend: stop here (raise) if the checker has given up on this scan."""
+        """Backend: stop here (raise) if the poller has given up on this scan."""
         if self._abandoned:
             raise ScanAbandoned(f"scan abandoned at step {self.step}")
 
     def commit(self) -> None:
-        """Backend: call right before deleting anything. From here on the checker waits
-        for the scan and uses its result; raises if the checker gave up first."""
+        """Backend: call right before deleting anything. From here on the poller waits
+        for the scan and uses its result; raises if the poller gave up first."""
         with self._lock:
             self.checkpoint()
             self._committed = True

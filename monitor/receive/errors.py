@@ -1,6 +1,6 @@
 """Translate whatever a mailbox check threw into a classified failure — in one place.
 
-A check never raises out of `monitor.receive`: the checker catches at one
+A check never raises out of `monitor.receive`: the poller catches at one
 boundary and calls `classify(exc, step)`. The tree it understands:
 
     ReceiveError(failure_class, text)   raised by our backends for what they detect

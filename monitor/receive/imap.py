@@ -6,7 +6,7 @@ GPL-3.0-only (this project is Apache-2.0), it has no STARTTLS (open upstream
 issue iroco-co/aioimaplib#1), and a server that sends a garbage greeting or
 drops the connection leaves its commands waiting for their timeout instead
 of failing. imaplib raises at once in those cases, and a socket timeout bounds
-every read and write; the checker bounds the whole scan.
+every read and write; the poller bounds the whole scan.
 
 Per folder: SELECT, one `UID SEARCH HEADER X-Delivery-Monitor-Token ""` (an
 empty string matches every message that has the header, RFC 9051 §6.4.4),
@@ -196,7 +196,7 @@ def _scan(mailbox: ImapMailbox, tokens: frozenset[str], delete: frozenset[str],
             trace.checkpoint()
             remove[folder] = _scan_folder(client, folder, junk, tokens, delete, options, trace,
                                           scan)
-        # Deleting is the last step, and only once the checker is sure to use the result.
+        # Deleting is the last step, and only once the poller is sure to use the result.
         trace.step, trace.folder = "delete", None
         trace.commit()
         _delete(client, remove, trace)

@@ -106,7 +106,7 @@ def scan_maildir(path: Path, folders: Collection[str], tokens: frozenset[str],
                                f"no folder {name!r} in Maildir {path}") from None
         remove.extend((box, key) for key in
                       _scan_folder(box, name, junk, tokens, delete, options, trace, scan))
-    # Deleting is the last step, and only once the checker is sure to use the result.
+    # Deleting is the last step, and only once the poller is sure to use the result.
     trace.step, trace.folder = "delete", None
     trace.commit()
     for box, key in remove:
@@ -155,7 +155,7 @@ def _timestamp(headers: Message) -> float:
 def _headers(box: mailbox.Maildir, trace: Trace | None = None) -> Iterator[tuple[str, Message]]:
     for key in list(box.iterkeys()):  # a snapshot: other readers may delete meanwhile
         if trace is not None:
-            trace.checkpoint()  # the checker gave up: stop reading
+            trace.checkpoint()  # the poller gave up: stop reading
         try:
             with box.get_file(key) as handle:
                 raw = _header_block(handle)

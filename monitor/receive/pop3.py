@@ -208,7 +208,7 @@ def _scan(mailbox: Pop3Mailbox, tokens: frozenset[str], options: ReceiveOptions,
         finally:  # what was learned holds even if this scan is cut short
             if unique_ids:
                 plain[maildrop] = (known & frozenset(unique_ids.values())) | learned
-        # Deleting is the last step, and only once the checker is sure to use the result.
+        # Deleting is the last step, and only once the poller is sure to use the result.
         trace.step = "delete"
         trace.commit()
         for number in remove:

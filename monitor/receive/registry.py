@@ -9,7 +9,7 @@ and one line in `KINDS` below; everything else is derived from the list:
   `Config.mailboxes` validates against (`monitor.config.models.AnyMailbox`
   looks it up when Config's schema is first built) and what
   `MailboxConfig.model_validate` uses;
-* `BACKENDS`, kind -> backend, which the checker scans with;
+* `BACKENDS`, kind -> backend, which the poller scans with;
 * `MODELS`, kind -> config model.
 
 The models live with their backends rather than in `monitor.config` so that a

@@ -2,7 +2,7 @@
 
 A `PendingToken` goes in (written when DATA was accepted), a `ReceiveResult`
 comes out, one per pending token and check. Both are plain frozen models: the
-checker knows nothing about storage, and storage knows nothing about IMAP.
+poller knows nothing about storage, and storage knows nothing about IMAP.
 
 Status, in the order a token can move through it:
 
@@ -75,7 +75,7 @@ class ReceiveResult(Frozen):
     checked_at: datetime  # when the check that produced this result started
     accepted_at: datetime
     deadline: datetime
-    # When this checker first saw the message, and the topmost Received
+    # When this poller first saw the message, and the topmost Received
     # timestamp (added by the receiving host, one-second resolution).
     seen_at: datetime | None = None
     received_at: datetime | None = None
@@ -91,7 +91,7 @@ class ReceiveResult(Frozen):
     dkim: AuthVerdict | None = None
     dmarc: AuthVerdict | None = None
     authserv_id: str | None = None  # whose Authentication-Results the verdicts come from
-    deleted: bool = False  # the checker removed the message from the mailbox
+    deleted: bool = False  # the poller removed the message from the mailbox
     failure_class: FailureClass | None = None
     step: str | None = None  # mailbox step that failed: connect, starttls, login, select…
     error: str | None = None

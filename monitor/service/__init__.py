@@ -1,1 +1,1 @@
-"""The long-running service: scheduler, receive checker, outbox worker and HTTP app."""
+"""The long-running service: scheduler, receive poller, outbox worker and HTTP app."""

@@ -26,7 +26,7 @@ from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.channels import Destination, render
-from monitor.webhooks.egress import check_destination
+from monitor.webhooks.egress import vet_destination
 from monitor.webhooks.errors import EgressRefused
 from monitor.webhooks.limits import DeliveryLimiter
 from monitor.webhooks.outcome import Outcome, OutcomeKind
@@ -140,7 +140,7 @@ class Outbox:
         else:
             settings = self.ctx.config.settings
             try:
-                await check_destination(request.url,
+                await vet_destination(request.url,
                                         allow_private=settings.allow_private_destinations,
                                         allow_http=settings.allow_http_destinations)
             except EgressRefused as exc:

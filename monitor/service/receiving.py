@@ -1,4 +1,4 @@
-"""The receive checker job: resolve pending tokens of any earlier send.
+"""The receive poller job: resolve pending tokens of any earlier send.
 
 Runs every few seconds on its own schedule, so a slow mailbox never blocks the
 next probe. Pending tokens are leased to one replica at a time; each settled
@@ -19,10 +19,10 @@ from monitor.receive import (
     ReceiveOptions,
     ReceiveResult,
     ReceiveStatus,
-    check_pending,
+    poll_pending,
     seed_mailboxes,
 )
-from monitor.receive.checker import MAX_PARALLEL_MAILBOXES
+from monitor.receive.poller import MAX_PARALLEL_MAILBOXES
 from monitor.service.context import AppContext
 from monitor.store.tables import ReceiveResultRow
 
@@ -42,7 +42,7 @@ def observation(result: ReceiveResult) -> DeliveryObservation:
         message=result.error or "")
 
 
-async def check_receive(ctx: AppContext, options: ReceiveOptions | None = None) -> int:
+async def poll_receive(ctx: AppContext, options: ReceiveOptions | None = None) -> int:
     """One pass over the pending tokens; returns how many were settled.
 
     Results are stored before their messages are deleted: the scan deletes only
@@ -61,7 +61,7 @@ async def check_receive(ctx: AppContext, options: ReceiveOptions | None = None) 
                             mailbox=r.mailbox, accepted_at=r.accepted_at, deadline=r.deadline)
                for r in rows]
     recorded = {name: frozenset(tokens) for name, tokens in ctx.recorded_arrivals.items()}
-    results = await check_pending(ctx.config, pending, now, options=options, recorded=recorded)
+    results = await poll_pending(ctx.config, pending, now, options=options, recorded=recorded)
     for name in {r.mailbox for r in results if r.status is not ReceiveStatus.ERROR}:
         ctx.recorded_arrivals.get(name, set()).difference_update(recorded.get(name, ()))
     unreleased = list(rows)
@@ -83,10 +83,10 @@ async def check_receive(ctx: AppContext, options: ReceiveOptions | None = None) 
 
 
 def lease_for(config: Config, options: ReceiveOptions) -> timedelta:
-    """Long enough for one pass: every mailbox's scan may run to check_timeout, four
+    """Long enough for one pass: every mailbox's scan may run to scan_timeout, four
     (MAX_PARALLEL_MAILBOXES) at a time."""
     rounds = math.ceil(max(len(config.mailboxes), 1) / MAX_PARALLEL_MAILBOXES)
-    return max(LEASE, timedelta(seconds=rounds * options.check_timeout) + LEASE_MARGIN)
+    return max(LEASE, timedelta(seconds=rounds * options.scan_timeout) + LEASE_MARGIN)
 
 
 def _remember(ctx: AppContext, result: ReceiveResult) -> None:

@@ -1,4 +1,4 @@
-"""APScheduler 3 in memory: one job per provider, the receive checker, retention.
+"""APScheduler 3 in memory: one job per provider, the receive poller, retention.
 
 No persistent job store (APScheduler's FAQ: job stores must not be shared
 between processes). The schedule is rebuilt from config on every start and the

@@ -1,4 +1,4 @@
-"""`monitor serve`: the scheduler, receive checker, outbox worker and HTTP API in one process."""
+"""`monitor serve`: the scheduler, receive poller, outbox worker and HTTP API in one process."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from monitor.service.app import create_app
 from monitor.service.context import AppContext
 from monitor.service.logs import setup_logging
 from monitor.service.outbox import outbox_worker
-from monitor.service.receiving import check_receive
+from monitor.service.receiving import poll_receive
 from monitor.service.scheduler import RECEIVE_EVERY
 from monitor.store.crypto import Cipher, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
@@ -56,13 +56,13 @@ async def prepare_database(url: str, cipher: Cipher) -> None:
 
 def service_app(ctx: AppContext, tokens: Tokens | None = None,
                 options: ReceiveOptions | None = None) -> Starlette:
-    """The full service: probes, receive checker and outbox on the scheduler, plus the API."""
+    """The full service: probes, receive poller and outbox on the scheduler, plus the API."""
     tokens = Tokens.from_env() if tokens is None else tokens
     options = options or ReceiveOptions(
         data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
 
     async def receive_job() -> int:
-        return await check_receive(ctx, options)
+        return await poll_receive(ctx, options)
 
     return create_app(ctx, routes=[*api_routes(ctx, tokens, options),
                                    *inbound_routes(ctx.config, options.data_dir)],

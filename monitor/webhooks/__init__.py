@@ -2,7 +2,7 @@
 
     render(event, destination)            → OutgoingRequest | None   (channels/)
     request.signed(msg_id, ts, secrets)   → OutgoingRequest           (signing.py)
-    check_destination(url, ...)           → None | raises EgressRefused (egress.py)
+    vet_destination(url, ...)           → None | raises EgressRefused (egress.py)
     send_limited(client, limiter, req)    → AttemptResult             (sender.py, limits.py)
     policy.next_attempt_at(n, now, ra)    → datetime | None (dead letter)  (retry.py)
 

@@ -4,7 +4,7 @@ A subscriber chooses the URL we POST to, so without a check anyone who can add a
 subscription can make the monitor call its own admin endpoints, the database, or the
 cloud metadata service (the Standard Webhooks spec, "Server side request forgery").
 
-`check_destination` refuses, unless the settings allow it (DESIGN.md:
+`vet_destination` refuses, unless the settings allow it (DESIGN.md:
 `allow_private_destinations`, `allow_http`):
 
 - a scheme other than https (http only when allowed; nothing else, ever);
@@ -132,7 +132,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
                   key=str)
 
 
-async def check_destination(url: str, *, allow_private: bool, allow_http: bool) -> None:
+async def vet_destination(url: str, *, allow_private: bool, allow_http: bool) -> None:
     """Raise EgressRefused unless `url` is a destination we may POST webhooks to."""
     try:
         parts = urlsplit(url)

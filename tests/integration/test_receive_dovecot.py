@@ -28,8 +28,8 @@ from monitor.receive import (
     Placement,
     ReceiveOptions,
     ReceiveStatus,
-    check_pending,
     pending_tokens,
+    poll_pending,
     wait_for_arrival,
 )
 from tests.integration.mailstack import MailStack
@@ -143,7 +143,7 @@ async def test_pop3_cannot_see_junk_and_says_so(mailstack: MailStack) -> None:
     assert any("POP3 has no folders" in note for note in result.notes)
     # Clean up through IMAP, which does see the Junk folder.
     imap = mailbox(mailstack, "imap", "implicit")
-    [found] = await check_pending(Config(mailboxes=(imap,)),
+    [found] = await poll_pending(Config(mailboxes=(imap,)),
                                   [pending.model_copy(update={"mailbox": imap.name})])
     assert found.placement is Placement.JUNK
 
@@ -172,7 +172,7 @@ async def test_dovecot_stopped_is_classified_network(mailstack: MailStack) -> No
     mailstack.stop_dovecot()
     try:
         started = time.monotonic()
-        results = await check_pending(Config(mailboxes=boxes), pending)
+        results = await poll_pending(Config(mailboxes=boxes), pending)
         elapsed = time.monotonic() - started
     finally:
         mailstack.start_dovecot()
@@ -202,11 +202,11 @@ async def test_one_check_finds_the_tokens_of_several_earlier_sends(mailstack: Ma
     config = config_for(mailstack, box)
     pending = [p for _ in range(3) for p in await send_probe(config)]
     deadline = time.monotonic() + 20
-    results = await check_pending(config, pending)
+    results = await poll_pending(config, pending)
     while not all(r.arrived for r in results) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         waiting = [p for p, r in zip(pending, results, strict=True) if not r.arrived]
-        again = {(r.token): r for r in await check_pending(config, waiting)}
+        again = {(r.token): r for r in await poll_pending(config, waiting)}
         results = [again.get(r.token, r) for r in results]
     assert [r.status for r in results] == [ReceiveStatus.ARRIVED] * 3
     assert all(files_with(mailstack, p.token) == [] for p in pending)
@@ -228,12 +228,12 @@ async def test_stale_probe_messages_are_swept_and_fresh_foreign_ones_kept(
     now = datetime.now(UTC)
     unrelated = PendingToken(token=new_token(), run_id="r", provider="p", mailbox=box.name,
                              accepted_at=now, deadline=now + timedelta(minutes=5))
-    [result] = await check_pending(Config(mailboxes=(box,)), [unrelated])
+    [result] = await poll_pending(Config(mailboxes=(box,)), [unrelated])
     assert result.status is ReceiveStatus.PENDING
     assert files_with(mailstack, stale) == []
     assert len(files_with(mailstack, fresh)) == 1
     # Tidy up the fresh one as its own sender would.
-    await check_pending(Config(mailboxes=(box,)),
+    await poll_pending(Config(mailboxes=(box,)),
                         [unrelated.model_copy(update={"token": fresh})])
     assert files_with(mailstack, fresh) == []
 
@@ -271,7 +271,7 @@ async def test_newer_other_mail_does_not_crowd_probe_messages_out(
     pending = PendingToken(token=token, run_id="r", provider="p", mailbox=box.name,
                            accepted_at=accepted_at, deadline=accepted_at + timedelta(minutes=5))
     try:
-        [result] = await check_pending(Config(mailboxes=(box,)), [pending],
+        [result] = await poll_pending(Config(mailboxes=(box,)), [pending],
                                        options=ReceiveOptions(max_messages=5))
         assert result.status is ReceiveStatus.ARRIVED, result.error
         assert len(files_with(mailstack, token)) == 30  # only the probe was deleted
@@ -302,7 +302,7 @@ async def test_imap_xoauth2_with_a_token_file_against_dovecot(mailstack: MailSta
 
     token_file.write_text("ya29.expired-token")  # the sidecar's next write, say
     [pending] = await send_probe(config)
-    [refused] = await check_pending(config, [pending])
+    [refused] = await poll_pending(config, [pending])
     assert (refused.failure_class, refused.step) == (FailureClass.AUTH, "login")
     assert refused.error is not None and "ya29.expired-token" not in refused.model_dump_json()
 

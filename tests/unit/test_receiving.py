@@ -19,7 +19,7 @@ from monitor.sandbox import Sandbox
 from monitor.service import receiving
 from monitor.service.context import AppContext
 from monitor.service.probing import probe_and_record
-from monitor.service.receiving import check_receive
+from monitor.service.receiving import poll_receive
 from monitor.store.db import migrate
 from monitor.store.tables import PendingTokenRow, ReceiveResultRow
 
@@ -40,7 +40,7 @@ def _ctx(sandbox: Sandbox, maildir: Path, tmp_path: Path) -> AppContext:
 async def settle_all(ctx: AppContext, options: ReceiveOptions, within: float = 10) -> None:
     deadline = time.monotonic() + within
     while True:
-        await check_receive(ctx, options)
+        await poll_receive(ctx, options)
         async with ctx.sessions() as session:
             left = (await session.exec(sa.select(PendingTokenRow))).scalars().all()
         if not left:
@@ -74,7 +74,7 @@ async def test_a_database_error_before_storing_loses_no_arrival(tmp_path: Path,
         sent = await probe_and_record(ctx, ctx.config.providers[0])
         await wait_for_file(sandbox.maildir)
         with pytest.raises(sa.exc.OperationalError):
-            await check_receive(ctx, options)
+            await poll_receive(ctx, options)
         # Nothing deleted, and the token is back for the next pass at once (no lease wait).
         assert _tokens(sandbox.maildir) == [sent.token]
         async with ctx.sessions() as session:
@@ -82,7 +82,7 @@ async def test_a_database_error_before_storing_loses_no_arrival(tmp_path: Path,
         assert row.claimed_until is None
         # Even past the deadline, the next pass finds it: arrived, not missing.
         ctx.clock = lambda: sent.accepted_at + timedelta(seconds=5)  # type: ignore[operator]
-        assert await check_receive(ctx, options) == 1
+        assert await poll_receive(ctx, options) == 1
         async with ctx.sessions() as session:
             stored = await session.get(ReceiveResultRow, (sent.token, "seed"))
             failed = await store.events.list_events(session, types=["delivery.failed"])
@@ -103,7 +103,7 @@ def test_the_lease_covers_a_pass_of_slow_mailboxes() -> None:
     config = Config.model_validate({"mailboxes": [
         {"name": f"m{i}", "address": f"m{i}@t.test", "kind": "maildir", "path": "/tmp/x"}
         for i in range(9)]})
-    lease = receiving.lease_for(config, ReceiveOptions(check_timeout=60))
+    lease = receiving.lease_for(config, ReceiveOptions(scan_timeout=60))
     assert lease >= timedelta(seconds=3 * 60)  # 9 mailboxes, 4 at a time: 3 rounds of 60 s
     assert receiving.lease_for(Config(), ReceiveOptions()) == receiving.LEASE
 
@@ -126,7 +126,7 @@ async def test_arrival_is_recorded_and_a_missing_message_fails_delivery(tmp_path
         await settle_all(ctx, options)
         assert _tokens(sandbox.maildir) == [again.token]
 
-        # The next message goes to a Maildir the checker never sees: missing at the deadline.
+        # The next message goes to a Maildir the poller never sees: missing at the deadline.
         elsewhere = tmp_path / "elsewhere"
         mailbox.Maildir(elsewhere, create=True)
         ctx.config = ctx.config.model_copy(update={"mailboxes": (

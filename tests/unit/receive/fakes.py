@@ -1,4 +1,4 @@
-"""A scripted mailbox backend: the seam the checker is tested at."""
+"""A scripted mailbox backend: the seam the poller is tested at."""
 
 from __future__ import annotations
 

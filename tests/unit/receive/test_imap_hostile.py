@@ -14,13 +14,13 @@ import pytest
 
 from monitor.config import Config, MailboxConfig
 from monitor.probe.result import FailureClass
-from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, poll_pending
 from monitor.receive.result import Placement
 from monitor.sandbox import CertificateFiles
 from tests.unit.receive.fakes import pending
 from tests.unit.receive.hostile_imap import DROP, HANG, STARTTLS, HostileImap
 
-OPTIONS = ReceiveOptions(op_timeout=0.5, check_timeout=3.0)
+OPTIONS = ReceiveOptions(op_timeout=0.5, scan_timeout=3.0)
 BOUND = 2.0  # seconds any failure below must take at most
 
 
@@ -38,7 +38,7 @@ async def check(server: HostileImap, token: str = "dm-x", **fields: Any) -> Rece
         "deliver_within": "1h", **fields})
     now = datetime.now(UTC)
     started = time.monotonic()
-    [result] = await check_pending(Config(mailboxes=(mailbox,)),
+    [result] = await poll_pending(Config(mailboxes=(mailbox,)),
                                    [pending(token, "hostile", now, timedelta(hours=1))], now,
                                    options=OPTIONS)
     assert time.monotonic() - started < BOUND, "not bounded"

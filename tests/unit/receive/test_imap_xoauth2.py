@@ -14,11 +14,11 @@ import pytest
 
 from monitor.config import Config, MailboxConfig
 from monitor.probe.result import FailureClass
-from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, poll_pending
 from tests.unit.receive.fakes import pending
 from tests.unit.receive.hostile_imap import HostileImap, Sasl
 
-OPTIONS = ReceiveOptions(op_timeout=0.5, check_timeout=3.0)
+OPTIONS = ReceiveOptions(op_timeout=0.5, scan_timeout=3.0)
 USER = "seed@example.test"
 TOKEN = "ya29.a0AfB_test-TOKEN~value/42+x="
 # What Google's XOAUTH2 page specifies the client sends, before base64.
@@ -49,7 +49,7 @@ def xoauth2_mailbox(server: HostileImap, **fields: Any) -> MailboxConfig:
 
 async def check(mailbox: MailboxConfig) -> ReceiveResult:
     now = datetime.now(UTC)
-    [result] = await check_pending(Config(mailboxes=(mailbox,)),
+    [result] = await poll_pending(Config(mailboxes=(mailbox,)),
                                    [pending("dm-x", mailbox.name, now, timedelta(hours=1))],
                                    now, options=OPTIONS)
     return result

@@ -19,7 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from monitor.config import Config, MailboxConfig
-from monitor.receive import ReceiveOptions, ReceiveStatus, check_pending, inbound, inbound_app
+from monitor.receive import ReceiveOptions, ReceiveStatus, inbound, inbound_app, poll_pending
 from monitor.receive.maildir import inbound_dir
 from tests.unit.receive.fakes import pending
 
@@ -96,7 +96,7 @@ def mailgun(raw: bytes) -> list[tuple[str, tuple[str | None, bytes | str]]]:
 
 async def found(config: Config, tmp_path: Path, token: str) -> ReceiveStatus:
     now = datetime.now(UTC)
-    [result] = await check_pending(config, [pending(token, "hook", now)], now,
+    [result] = await poll_pending(config, [pending(token, "hook", now)], now,
                                    options=ReceiveOptions(data_dir=tmp_path))
     return result.status
 

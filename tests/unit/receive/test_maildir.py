@@ -16,7 +16,7 @@ import pytest
 
 from monitor.config import Config, MailboxConfig
 from monitor.probe.result import FailureClass
-from monitor.receive import ReceiveOptions, ReceiveStatus, check_pending
+from monitor.receive import ReceiveOptions, ReceiveStatus, poll_pending
 from monitor.receive.backend import Scan
 from monitor.receive.maildir import deliver, inbound_dir
 from monitor.receive.result import Placement
@@ -53,7 +53,7 @@ async def test_finds_inbox_and_junk_deletes_them_and_sweeps_stale_probes(tmp_pat
     root.add(message("dm-recent"))  # another monitor's probe, still in flight
     config = maildir_config(tmp_path / "Maildir")
 
-    results = await check_pending(config, [pending("dm-inbox", "md", NOW),
+    results = await poll_pending(config, [pending("dm-inbox", "md", NOW),
                                            pending("dm-junk", "md", NOW)], NOW)
     assert [(r.status, r.folder, r.placement, r.deleted) for r in results] == [
         (ReceiveStatus.ARRIVED, "INBOX", Placement.INBOX, True),
@@ -72,18 +72,18 @@ async def test_cur_messages_and_configured_folders_are_searched(tmp_path: Path) 
     root.add(seen)
     archive.add(message("dm-archive"))
     config = maildir_config(tmp_path / "Maildir", folders=["INBOX", "Archive"])
-    results = await check_pending(config, [pending("dm-cur", "md", NOW),
+    results = await poll_pending(config, [pending("dm-cur", "md", NOW),
                                            pending("dm-archive", "md", NOW)], NOW)
     assert [(r.folder, r.placement) for r in results] == [
         ("INBOX", Placement.INBOX), ("Archive", Placement.OTHER)]
 
 
 async def test_missing_maildir_or_folder_is_permanent(tmp_path: Path) -> None:
-    [result] = await check_pending(maildir_config(tmp_path / "nope"),
+    [result] = await poll_pending(maildir_config(tmp_path / "nope"),
                                    [pending("t", "md", NOW)], NOW)
     assert (result.failure_class, result.step) == (FailureClass.PERMANENT, "open")
     mailbox.Maildir(tmp_path / "Maildir", create=True)
-    [result] = await check_pending(maildir_config(tmp_path / "Maildir", folders=["Gone"]),
+    [result] = await poll_pending(maildir_config(tmp_path / "Maildir", folders=["Gone"]),
                                    [pending("t", "md", NOW)], NOW)
     assert (result.failure_class, result.step) == (FailureClass.PERMANENT, "select")
 
@@ -99,10 +99,10 @@ async def test_inbound_backend_reads_what_deliver_wrote(tmp_path: Path) -> None:
     config = Config(mailboxes=(MailboxConfig.model_validate(
         {"name": "hook", "address": "seed@example.test", "kind": "inbound", "token": "s"}),))
     options = ReceiveOptions(data_dir=tmp_path)
-    [before] = await check_pending(config, [pending("dm-2", "hook", NOW)], NOW, options=options)
+    [before] = await poll_pending(config, [pending("dm-2", "hook", NOW)], NOW, options=options)
     assert before.status is ReceiveStatus.PENDING  # nothing posted yet is not an error
     deliver(inbound_dir(tmp_path, "hook"), message("dm-2"))
-    [after] = await check_pending(config, [pending("dm-2", "hook", NOW)], NOW, options=options)
+    [after] = await poll_pending(config, [pending("dm-2", "hook", NOW)], NOW, options=options)
     assert (after.status, after.backend, after.placement) == (
         ReceiveStatus.ARRIVED, "inbound", Placement.INBOX)
     assert files(inbound_dir(tmp_path, "hook")) == []
@@ -132,7 +132,7 @@ async def test_other_mail_does_not_crowd_probe_messages_out(tmp_path: Path) -> N
     config = maildir_config(tmp_path / "Maildir")
     tokens = [pending(t, "md", NOW) for t in ("dm-a", "dm-b", "dm-c")]
     # Only probe messages count towards max_messages: all three are found among 200 others.
-    results = await check_pending(config, tokens, NOW, options=ReceiveOptions(max_messages=10))
+    results = await poll_pending(config, tokens, NOW, options=ReceiveOptions(max_messages=10))
     assert [r.status for r in results] == [ReceiveStatus.ARRIVED] * 3
     assert len(files(tmp_path / "Maildir")) == 200
 
@@ -143,7 +143,7 @@ async def test_the_newest_probe_messages_are_examined_first(tmp_path: Path) -> N
     for token, minutes in ages.items():
         root.add(message(token, received=NOW - timedelta(minutes=minutes)))
     config = maildir_config(tmp_path / "Maildir")
-    results = await check_pending(config, [pending(t, "md", NOW) for t in ages], NOW,
+    results = await poll_pending(config, [pending(t, "md", NOW) for t in ages], NOW,
                                   options=ReceiveOptions(max_messages=2))
     assert [r.status for r in results] == [
         ReceiveStatus.PENDING, ReceiveStatus.ARRIVED, ReceiveStatus.ARRIVED]
@@ -164,7 +164,7 @@ async def test_a_scan_cut_at_check_timeout_deletes_nothing_later(
     finished = threading.Event()
 
     def slow_header_block(handle: Iterable[bytes]) -> bytes:
-        time.sleep(0.1)  # a slow disk: the scan outlives check_timeout in its thread
+        time.sleep(0.1)  # a slow disk: the scan outlives scan_timeout in its thread
         return read_header(handle)
 
     def watched_scan(*args: Any) -> Scan:
@@ -177,10 +177,10 @@ async def test_a_scan_cut_at_check_timeout_deletes_nothing_later(
     monkeypatch.setattr(maildir, "scan_maildir", watched_scan)
     config = maildir_config(tmp_path / "Maildir")
     token = pending("dm-slow", "md", NOW)
-    [cut] = await check_pending(config, [token], NOW, options=ReceiveOptions(check_timeout=0.3))
+    [cut] = await poll_pending(config, [token], NOW, options=ReceiveOptions(scan_timeout=0.3))
     assert (cut.status, cut.failure_class) == (ReceiveStatus.ERROR, FailureClass.TIMEOUT)
     assert await asyncio.to_thread(finished.wait, 10)  # the worker thread has ended
     assert len(files(tmp_path / "Maildir")) == 11  # it deleted nothing it did not report
     monkeypatch.setattr(maildir, "_header_block", read_header)
-    [again] = await check_pending(config, [token], NOW)
+    [again] = await poll_pending(config, [token], NOW)
     assert again.status is ReceiveStatus.ARRIVED

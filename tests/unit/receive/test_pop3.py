@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import pytest
 
 from monitor.config import Config, MailboxConfig
-from monitor.receive import BACKENDS, ReceiveOptions, ReceiveStatus, check_pending
+from monitor.receive import BACKENDS, ReceiveOptions, ReceiveStatus, poll_pending
 from monitor.receive import pop3 as pop3_module
 from monitor.receive.pop3 import Pop3Backend
 from monitor.receive.result import PendingToken
@@ -85,7 +85,7 @@ def drop(monkeypatch: pytest.MonkeyPatch) -> Maildrop:
 
 async def check(tokens: list[PendingToken], backend: Pop3Backend,
                 options: ReceiveOptions | None = None) -> list[ReceiveStatus]:
-    results = await check_pending(pop3_config(), tokens, NOW, options=options,
+    results = await poll_pending(pop3_config(), tokens, NOW, options=options,
                                   backends=dict.fromkeys(BACKENDS, backend))
     return [r.status for r in results]
 

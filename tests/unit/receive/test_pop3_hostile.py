@@ -15,17 +15,17 @@ import pytest
 
 from monitor.config import Config, MailboxConfig
 from monitor.probe.result import FailureClass
-from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive import ReceiveOptions, ReceiveResult, ReceiveStatus, poll_pending
 from monitor.receive.result import Placement
 from monitor.sandbox import CertificateFiles
 from tests.unit.receive.fakes import pending
 from tests.unit.receive.hostile_pop3 import CAPA, DROP, HANG, PROBE, STLS, HostilePop3
 
-OPTIONS = ReceiveOptions(op_timeout=0.5, check_timeout=3.0)
+OPTIONS = ReceiveOptions(op_timeout=0.5, scan_timeout=3.0)
 BOUND = 2.0  # seconds any failure below must take at most
-# For servers that answer every read in time, for ever: only check_timeout ends those.
-SHORT = ReceiveOptions(op_timeout=0.5, check_timeout=1.0)
-SHORT_BOUND = SHORT.check_timeout + 0.5
+# For servers that answer every read in time, for ever: only scan_timeout ends those.
+SHORT = ReceiveOptions(op_timeout=0.5, scan_timeout=1.0)
+SHORT_BOUND = SHORT.scan_timeout + 0.5
 PASSWORD = "secret-pw"
 MEGABYTE_LINE = b"+OK " + b"x" * 1_000_000 + b"\r\n"
 NO_STLS = CAPA.replace(b"STLS\r\n", b"")
@@ -46,7 +46,7 @@ async def check(server: HostilePop3, token: str = "dm-x", options: ReceiveOption
         "deliver_within": "1h", **fields})
     now = datetime.now(UTC)
     started = time.monotonic()
-    [result] = await check_pending(Config(mailboxes=(mailbox,)),
+    [result] = await poll_pending(Config(mailboxes=(mailbox,)),
                                    [pending(token, "hostile", now, timedelta(hours=1))], now,
                                    options=options)
     assert time.monotonic() - started < bound, "not bounded"

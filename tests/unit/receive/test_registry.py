@@ -1,5 +1,5 @@
 """Walk the mailbox registry: every kind has a config model, a backend, and a README line,
-and config validation and the checker's lookup are derived from that one list."""
+and config validation and the poller's lookup are derived from that one list."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from monitor.config import Config, MailboxConfig
-from monitor.receive import BACKENDS, KINDS, MODELS, checker
+from monitor.receive import BACKENDS, KINDS, MODELS, poller
 from monitor.receive.registry import MAILBOX_UNION, Kind
 
 README = Path(__file__).parents[3] / "README.md"
@@ -49,7 +49,7 @@ def test_validation_and_lookup_are_derived_from_the_registry() -> None:
     names = [kind.name for kind in KINDS]
     assert len(set(names)) == len(names)
     assert list(BACKENDS) == list(MODELS) == names
-    assert checker.BACKENDS is BACKENDS  # the checker's default
+    assert poller.BACKENDS is BACKENDS  # the poller's default
     schema = TypeAdapter(MAILBOX_UNION).json_schema()
     assert sorted(schema["discriminator"]["mapping"]) == sorted(names)
     # Config.mailboxes is that union, and an unknown kind lists the registry's kinds in order.

@@ -8,14 +8,14 @@ from typing import NoReturn
 
 import pytest
 
-from monitor.webhooks.egress import check_destination
+from monitor.webhooks.egress import vet_destination
 from monitor.webhooks.errors import EgressReason, EgressRefused
 
 
 async def refused(url: str, *, allow_private: bool = False, allow_http: bool = True
                   ) -> EgressReason:
     with pytest.raises(EgressRefused) as caught:
-        await check_destination(url, allow_private=allow_private, allow_http=allow_http)
+        await vet_destination(url, allow_private=allow_private, allow_http=allow_http)
     return caught.value.reason
 
 
@@ -47,7 +47,7 @@ async def test_a_name_resolving_to_loopback_is_refused() -> None:
 @pytest.mark.parametrize("url", ["https://127.0.0.1/x", "http://localhost:8080/x",
                                  "https://10.0.0.5/x", "https://[fe80::1]/x"])
 async def test_private_destinations_pass_when_allowed(url: str) -> None:
-    await check_destination(url, allow_private=True, allow_http=True)
+    await vet_destination(url, allow_private=True, allow_http=True)
 
 
 @pytest.mark.parametrize(("url", "reason"), [
@@ -61,12 +61,12 @@ async def test_metadata_unspecified_and_multicast_stay_refused(url: str,
 
 
 async def test_public_address_literal_passes() -> None:
-    await check_destination("https://93.184.215.14/hook", allow_private=False, allow_http=False)
+    await vet_destination("https://93.184.215.14/hook", allow_private=False, allow_http=False)
 
 
 async def test_http_refused_unless_allowed() -> None:
     assert await refused("http://93.184.215.14/hook", allow_http=False) is EgressReason.SCHEME
-    await check_destination("http://93.184.215.14/hook", allow_private=False, allow_http=True)
+    await vet_destination("http://93.184.215.14/hook", allow_private=False, allow_http=True)
 
 
 @pytest.mark.parametrize("url", ["ftp://93.184.215.14/x", "file:///etc/passwd",
@@ -89,7 +89,7 @@ async def test_unresolvable_host_is_a_transient_refusal(monkeypatch: pytest.Monk
     # No DNS query leaves this machine: the resolver's failure is injected.
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_answer)
     with pytest.raises(EgressRefused) as caught:
-        await check_destination("https://no-such-host.invalid/hook", allow_private=False,
+        await vet_destination("https://no-such-host.invalid/hook", allow_private=False,
                                 allow_http=False)
     assert caught.value.reason is EgressReason.UNRESOLVABLE
     assert caught.value.permanent is False
@@ -97,7 +97,7 @@ async def test_unresolvable_host_is_a_transient_refusal(monkeypatch: pytest.Monk
 
 async def test_message_names_the_host_but_never_the_path() -> None:
     with pytest.raises(EgressRefused) as caught:
-        await check_destination("https://127.0.0.1/services/T000/B000/SeCrEt",
+        await vet_destination("https://127.0.0.1/services/T000/B000/SeCrEt",
                                 allow_private=False, allow_http=False)
     assert "127.0.0.1" in caught.value.message
     assert "SeCrEt" not in caught.value.message
@@ -149,7 +149,7 @@ async def test_embedded_metadata_unspecified_and_multicast_stay_refused(
     "https://[64:ff9b::5db8:d70e]/hook",  # what DNS64 answers for 93.184.215.14
 ])
 async def test_ipv6_forms_of_a_public_ipv4_pass(url: str) -> None:
-    await check_destination(url, allow_private=False, allow_http=False)
+    await vet_destination(url, allow_private=False, allow_http=False)
 
 
 async def test_teredo_is_refused_even_for_public_ipv4() -> None:
@@ -159,6 +159,6 @@ async def test_teredo_is_refused_even_for_public_ipv4() -> None:
 
 async def test_message_names_the_embedded_ipv4() -> None:
     with pytest.raises(EgressRefused) as caught:
-        await check_destination("https://[2002:7f00:1::]/", allow_private=False,
+        await vet_destination("https://[2002:7f00:1::]/", allow_private=False,
                                 allow_http=False)
     assert caught.value.message.startswith("2002:7f00:1:: embeds 127.0.0.1, a loopback address")

@@ -13,10 +13,10 @@ import pytest
 
 from monitor.config import MailboxConfig
 from monitor.probe.result import FailureClass
-from monitor.receive import BACKENDS, ReceiveOptions, ReceiveResult, ReceiveStatus, check_pending
+from monitor.receive import BACKENDS, ReceiveOptions, ReceiveResult, ReceiveStatus, poll_pending
 from monitor.receive.backend import Scan, ScanAbandoned, Trace
-from monitor.receive.checker import pending_tokens, wait_for_arrival
 from monitor.receive.errors import ReceiveError
+from monitor.receive.poller import pending_tokens, wait_for_arrival
 from monitor.receive.result import AuthVerdict, Placement
 from tests.unit.receive.fakes import FakeBackend, backends, found, mailbox_config, pending
 
@@ -27,11 +27,11 @@ AR = "Authentication-Results: mx.test; spf=pass smtp.mailfrom=a; dkim=fail heade
 async def test_arrival_measured_from_data_accepted() -> None:
     fake = FakeBackend({"t1": found("t1", T0 + timedelta(seconds=4), extra=AR,
                                     received=T0.replace(microsecond=0) + timedelta(seconds=2))})
-    [result] = await check_pending(mailbox_config("m"), [pending("t1", "m", T0)],
+    [result] = await poll_pending(mailbox_config("m"), [pending("t1", "m", T0)],
                                    T0 + timedelta(seconds=4), backends=backends(fake))
     assert result.status is ReceiveStatus.ARRIVED and result.ok and result.arrived
     assert result.latency_ms == 1750.0  # to the Received timestamp
-    assert result.seen_latency_ms == 4000.0  # to when the checker saw it
+    assert result.seen_latency_ms == 4000.0  # to when the poller saw it
     assert (result.folder, result.placement, result.deleted) == ("INBOX", Placement.INBOX, True)
     assert (result.spf, result.dkim, result.dmarc) == (AuthVerdict.PASS, AuthVerdict.FAIL, None)
     assert result.authserv_id == "mx.test" and result.failure_class is None
@@ -41,7 +41,7 @@ async def test_received_within_its_resolution_is_clamped_without_a_note() -> Non
     # Received says 12:00:00, DATA was accepted at 12:00:00.250: the same second.
     fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=1),
                                    received=T0.replace(microsecond=0))})
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    backends=backends(fake))
     assert result.latency_ms == 0.0
     assert not any("clock" in note for note in result.notes)
@@ -50,7 +50,7 @@ async def test_received_within_its_resolution_is_clamped_without_a_note() -> Non
 async def test_skewed_receiver_clock_is_noted() -> None:
     fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=1),
                                    received=T0 - timedelta(minutes=5))})
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    backends=backends(fake))
     assert result.latency_ms == 0.0
     assert any("clock is off" in note for note in result.notes)
@@ -59,7 +59,7 @@ async def test_skewed_receiver_clock_is_noted() -> None:
 async def test_a_receiver_clock_running_ahead_does_not_make_it_late() -> None:
     fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=2),
                                    received=T0 + timedelta(hours=2))})
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    backends=backends(fake))
     assert result.status is ReceiveStatus.ARRIVED and result.latency_ms == 2000.0
     assert any("clock is off" in note for note in result.notes)
@@ -67,7 +67,7 @@ async def test_a_receiver_clock_running_ahead_does_not_make_it_late() -> None:
 
 async def test_without_received_latency_is_time_to_seen() -> None:
     fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=3))})
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    backends=backends(fake))
     assert result.latency_ms == result.seen_latency_ms == 3000.0
     assert result.received_at is None
@@ -75,7 +75,7 @@ async def test_without_received_latency_is_time_to_seen() -> None:
 
 async def test_junk_arrival_is_a_delivery_failure_with_a_diagnosis() -> None:
     fake = FakeBackend({"t": found("t", T0, folder="Junk", placement=Placement.JUNK)})
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                    backends=backends(fake))
     assert result.status is ReceiveStatus.ARRIVED and result.arrived and not result.ok
     assert result.placement is Placement.JUNK
@@ -87,9 +87,9 @@ async def test_junk_arrival_is_a_delivery_failure_with_a_diagnosis() -> None:
 
 async def test_late_and_missing_carry_a_diagnosis_with_a_next_step() -> None:
     late_fake = FakeBackend({"t": found("t", T0 + timedelta(minutes=10))})
-    [late] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)],
+    [late] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)],
                                  T0 + timedelta(minutes=10), backends=backends(late_fake))
-    [missing] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)],
+    [missing] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)],
                                     T0 + timedelta(minutes=10), backends=backends(FakeBackend()))
     assert late.status is ReceiveStatus.LATE and missing.status is ReceiveStatus.MISSING
     assert late.diagnosis is not None and "after the deadline" in late.diagnosis.summary
@@ -100,10 +100,10 @@ async def test_late_and_missing_carry_a_diagnosis_with_a_next_step() -> None:
 async def test_not_found_is_pending_before_the_deadline_and_missing_from_it() -> None:
     config, fake = mailbox_config("m"), FakeBackend()
     token = pending("t", "m", T0, timedelta(seconds=60))
-    [before] = await check_pending(config, [token], token.deadline - timedelta(microseconds=1),
+    [before] = await poll_pending(config, [token], token.deadline - timedelta(microseconds=1),
                                    backends=backends(fake))
     assert before.status is ReceiveStatus.PENDING and not before.settled
-    [at] = await check_pending(config, [token], token.deadline, backends=backends(fake))
+    [at] = await poll_pending(config, [token], token.deadline, backends=backends(fake))
     assert at.status is ReceiveStatus.MISSING and at.settled and not at.ok
     assert at.failure_class is FailureClass.DELIVERY
     assert at.error == "not seen in INBOX, Junk within 60s of DATA being accepted"
@@ -112,7 +112,7 @@ async def test_not_found_is_pending_before_the_deadline_and_missing_from_it() ->
 async def test_found_after_the_deadline_is_late() -> None:
     fake = FakeBackend({"t": found("t", T0 + timedelta(seconds=90))})
     token = pending("t", "m", T0, timedelta(seconds=60))
-    [result] = await check_pending(mailbox_config("m"), [token], T0 + timedelta(seconds=90),
+    [result] = await poll_pending(mailbox_config("m"), [token], T0 + timedelta(seconds=90),
                                    backends=backends(fake))
     assert result.status is ReceiveStatus.LATE and result.arrived and not result.ok
     assert result.failure_class is FailureClass.DELIVERY
@@ -124,7 +124,7 @@ async def test_one_scan_per_mailbox_for_tokens_of_any_earlier_send() -> None:
     items = [pending("old", "a", T0 - timedelta(minutes=3), timedelta(minutes=5)),
              pending("new", "a", T0),
              pending("other", "b", T0)]
-    results = await check_pending(mailbox_config("a", "b"), items, T0, backends=backends(fake))
+    results = await poll_pending(mailbox_config("a", "b"), items, T0, backends=backends(fake))
     assert sorted(fake.calls, key=len) == [frozenset({"other"}), frozenset({"old", "new"})]
     assert [(r.token, r.mailbox, r.status) for r in results] == [
         ("old", "a", ReceiveStatus.ARRIVED), ("new", "a", ReceiveStatus.ARRIVED),
@@ -142,14 +142,14 @@ async def test_mailbox_errors_are_classified_with_context_never_raised() -> None
     ]
     for exc, step, failure_class in cases:
         fake = FakeBackend(error=exc, step=step)
-        [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+        [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
                                        backends=backends(fake))
         assert result.status is ReceiveStatus.ERROR, exc
         assert (result.failure_class, result.step) == (failure_class, step)
         assert result.error is not None
         assert result.error.startswith(f"mailbox m (maildir) at {step}")
         assert not result.settled  # before the deadline: keep the token
-    [late] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)],
+    [late] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)],
                                  T0 + timedelta(hours=1), backends=backends(fake))
     assert late.status is ReceiveStatus.ERROR and late.settled
 
@@ -157,15 +157,15 @@ async def test_mailbox_errors_are_classified_with_context_never_raised() -> None
 async def test_a_hung_backend_is_cut_at_check_timeout() -> None:
     fake = FakeBackend(delay=30, step="search")
     started = time.monotonic()
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
-                                   options=ReceiveOptions(check_timeout=0.2),
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   options=ReceiveOptions(scan_timeout=0.2),
                                    backends=backends(fake))
     assert time.monotonic() - started < 2
     assert (result.failure_class, result.step) == (FailureClass.TIMEOUT, "search")
 
 
 async def test_unknown_mailbox_is_a_permanent_error() -> None:
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "gone", T0)], T0,
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "gone", T0)], T0,
                                    backends=backends(FakeBackend()))
     assert result.failure_class is FailureClass.PERMANENT and result.status is ReceiveStatus.ERROR
 
@@ -272,7 +272,7 @@ def test_pending_tokens_for_mailboxes_named_or_addressed() -> None:
 
 @dataclass
 class CommittedThenSlow:
-    """A backend that has begun deleting (committed) when check_timeout strikes."""
+    """A backend that has begun deleting (committed) when scan_timeout strikes."""
 
     async def scan(self, mailbox: MailboxConfig, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace,
@@ -284,8 +284,8 @@ class CommittedThenSlow:
 
 
 async def test_a_scan_already_deleting_at_check_timeout_is_waited_for() -> None:
-    [result] = await check_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
-                                   options=ReceiveOptions(check_timeout=0.1),
+    [result] = await poll_pending(mailbox_config("m"), [pending("t", "m", T0)], T0,
+                                   options=ReceiveOptions(scan_timeout=0.1),
                                    backends=dict.fromkeys(BACKENDS, CommittedThenSlow()))
     # What it deleted is reported, not lost to a timeout (then "missing" next time).
     assert (result.status, result.deleted) == (ReceiveStatus.ARRIVED, True)
@@ -300,5 +300,5 @@ def test_trace_abandon_and_commit_exclude_each_other() -> None:
         abandoned.commit()  # the backend must not delete now
     committed = Trace()
     committed.commit()
-    assert not committed.abandon()  # the checker must wait for the result
+    assert not committed.abandon()  # the poller must wait for the result
     committed.checkpoint()  # and the backend carries on

@@ -1,18 +1,18 @@
 """Matching and measurement: pending tokens in, one `ReceiveResult` per token out.
 
-`check_pending` is the periodic round trip: per mailbox it connects once and
+`poll_pending` is the periodic round trip: per mailbox it connects once and
 looks for every token still pending there, from any earlier send, so a slow
 mailbox never blocks the next probe. `wait_for_arrival` polls one token with
 bounded backoff until it is settled (the CLI). Neither raises: a failing
 mailbox becomes an `error` result for each of its tokens, classified by
 `errors.classify` — the one place exceptions are translated.
 
-A scan is bounded by `ReceiveOptions.check_timeout`, but the backends run in
+A scan is bounded by `ReceiveOptions.scan_timeout`, but the backends run in
 worker threads that cancelling an await does not stop. So a scan deletes
-nothing until it has committed (`Trace.commit`, backend.py) and the checker,
+nothing until it has committed (`Trace.commit`, backend.py) and the poller,
 when time is up, abandons it (`Trace.abandon`); the first of the two wins.
 Abandoned, the thread stops at its next checkpoint having deleted nothing, and
-the mailbox is reported as timed out; committed, the checker waits for the
+the mailbox is reported as timed out; committed, the poller waits for the
 deletions to finish (each network step is bounded by `op_timeout`) and uses
 the result. A message is thus never deleted without being reported, which
 would make a later check report it missing (a false delivery failure). (Only
@@ -77,7 +77,7 @@ def seed_mailboxes(config: Config, provider_name: str) -> list[MailboxConfig]:
     return list({m.name: m for m in targets if m is not None}.values())
 
 
-async def check_pending(config: Config, pending: Sequence[PendingToken],
+async def poll_pending(config: Config, pending: Sequence[PendingToken],
                         now: datetime | None = None, *,
                         options: ReceiveOptions | None = None,
                         backends: Backends | None = None,
@@ -100,7 +100,7 @@ async def check_pending(config: Config, pending: Sequence[PendingToken],
     async def one(name: str, items: list[PendingToken]) -> list[ReceiveResult]:
         delete = None if recorded is None else recorded.get(name, ())
         async with slots:
-            return await check_mailbox(config.mailbox(name), items, checked_at,
+            return await poll_mailbox(config.mailbox(name), items, checked_at,
                                        options=options, backends=backends, delete=delete)
 
     grouped = await asyncio.gather(*(one(name, items) for name, items in groups.items()))
@@ -108,7 +108,7 @@ async def check_pending(config: Config, pending: Sequence[PendingToken],
     return [by_key[(p.token, p.mailbox)] for p in pending]
 
 
-async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[PendingToken],
+async def poll_mailbox(mailbox: MailboxConfig | None, pending: Sequence[PendingToken],
                         checked_at: datetime, *, options: ReceiveOptions,
                         backends: Backends | None = None,
                         delete: Collection[str] | None = None,
@@ -122,7 +122,7 @@ async def check_mailbox(mailbox: MailboxConfig | None, pending: Sequence[Pending
     try:
         scan = await _scan_in_time(
             backend.scan(mailbox, {p.token for p in pending}, options, trace, delete), trace,
-            options.check_timeout)
+            options.scan_timeout)
     except Exception as exc:  # translated in one place: errors.classify
         failure = classify(exc, trace.step)
         return [_error(p, mailbox.kind, trace, failure, checked_at) for p in pending]
@@ -173,7 +173,7 @@ async def wait_for_arrival(config: Config, pending: PendingToken,
     interval = first_interval
     while True:
         now = clock()
-        [result] = await check_pending(config, [pending], now, options=options,
+        [result] = await poll_pending(config, [pending], now, options=options,
                                        backends=backends)
         give_up = result.failure_class is not None and not result.failure_class.retryable
         if result.settled or (result.status is ReceiveStatus.ERROR and give_up):
