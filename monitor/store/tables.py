@@ -201,3 +201,26 @@ class CheckRow(SQLModel, table=True):
     finished_at: datetime | None = _ts(default=None)
     request: dict[str, Any] = _json(default_factory=dict)
     report: dict[str, Any] = _json(default_factory=dict)
+
+
+class PaceRow(SQLModel, table=True):
+    """When a paced destination (a Slack webhook URL) may next be sent to, by any replica."""
+
+    __tablename__ = "pace"
+
+    key: str = Field(primary_key=True, max_length=64)  # sha256 of the URL: no credential here
+    next_at: datetime = _ts()
+
+
+class InboundMessageRow(SQLModel, table=True):
+    """A message posted to /inbound/{mailbox}, kept where every replica's poller sees it."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (sa.Index("ix_inbound_message_mailbox_token", "mailbox", "token"),
+                      sa.Index("ix_inbound_message_received_at", "received_at"))
+
+    id: str = Field(primary_key=True, max_length=32)
+    mailbox: str = Field(max_length=64)
+    token: str | None = Field(default=None, max_length=64)
+    received_at: datetime = _ts()
+    raw: bytes = Field(sa_type=sa.LargeBinary)
