@@ -1,14 +1,12 @@
 """/v1/checks: start a pre-campaign check (202 + Location), then poll its report.
 
-The check runs in the background on the replica that accepted it; its report
+The check runs in the background on the replica that accepted it, and another
+replica finishes it if that one dies (monitor/service/checking.py); its report
 is written to the database as it progresses, so any replica can answer GET.
-The final report and its `check.completed` event (with its outbox rows) are
-one transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -26,19 +24,18 @@ from monitor.checks import (
     CheckError,
     CheckReport,
     CheckRequest,
-    CheckStatus,
-    completed_event,
     new_check_id,
     pending_report,
     resolve,
-    run_check,
 )
 from monitor.receive import ReceiveOptions
+from monitor.service import checking
 from monitor.service.context import AppContext
 
 log = logging.getLogger("monitor.checks")
 
-# A running check whose replica died never finishes; past this it is reported as such.
+# Another replica resumes a check whose replica died; one still unfinished after this
+# (every replica down that long) is reported as interrupted.
 STALE_AFTER = timedelta(hours=2)
 
 
@@ -49,33 +46,6 @@ class CheckAccepted(Out):
 
 
 def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
-    async def save(report: CheckReport) -> None:
-        async with ctx.sessions() as session, session.begin():
-            saved = await store.checks.save_report(
-                session, report.id, status=report.status.value,
-                report=report.model_dump(mode="json", by_alias=True),
-                finished_at=report.finished_at)
-            if saved and report.finished_at is not None:
-                await store.events.add_events(session, [completed_event(report)], ctx.clock())
-
-    async def progress(report: CheckReport) -> None:
-        if report.finished_at is None:  # the final report is saved with its event below
-            await save(report)
-
-    async def run(request: CheckRequest, check_id: str, pending: CheckReport) -> None:
-        try:
-            report = await run_check(ctx.config, request, check_id=check_id,
-                                     dns_nameserver=ctx.config.settings.dns_nameserver(),
-                                     receive_options=options, on_progress=progress)
-        except Exception as exc:  # nothing may leave a check "pending" for ever
-            log.exception("check crashed", extra={"action": "check", "check_id": check_id})
-            report = pending.model_copy(update={
-                "status": CheckStatus.ERROR, "finished_at": ctx.clock(),
-                "error": f"the check failed: {type(exc).__name__}"})
-        await save(report)
-        log.info("check finished", extra={"action": "check", "check_id": check_id,
-                                           "verdict": report.verdict, "status": report.status})
-
     async def start(request: Request) -> Response:
         body = await read_body(request, CheckRequest)
         try:
@@ -88,8 +58,9 @@ def check_endpoints(ctx: AppContext, options: ReceiveOptions) -> list[Endpoint]:
             store.checks.add_check(session, check_id=check_id, status=report.status.value,
                                    created_at=ctx.clock(),
                                    request=body.model_dump(mode="json", by_alias=True),
-                                   report=report.model_dump(mode="json", by_alias=True))
-        ctx.track(asyncio.create_task(run(body, check_id, report)))
+                                   report=report.model_dump(mode="json", by_alias=True),
+                                   claimed_by=ctx.replica, lease=checking.LEASE)
+        checking.start(ctx, options, body, check_id, report)
         location = f"/v1/checks/{check_id}"
         return JSONResponse(CheckAccepted(id=check_id, status=report.status.value,
                                           location=location).model_dump(),

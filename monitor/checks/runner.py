@@ -91,17 +91,23 @@ async def run_check(config: Config, request: CheckRequest, *, check_id: str,
                     on_progress: ProgressCallback | None = None,
                     receive_backends: Backends | None = None,
                     dns_timeout: float = 2.0, dns_lifetime: float = 5.0,
-                    created_at: datetime | None = None) -> CheckReport:
+                    created_at: datetime | None = None,
+                    resume: CheckReport | None = None) -> CheckReport:
     """Run the check to the end and return its report (status `done` or `error`).
 
     Raises `CheckError` (before sending anything) for an unknown provider or
-    seed. `on_progress` gets a snapshot when the check starts and after each
-    seed settles; an exception it raises is logged and the check goes on.
+    seed. `on_progress` gets a snapshot when the check starts, when a seed's
+    message is accepted (its token is then on record) and after each seed
+    settles; an exception it raises is logged and the check goes on.
+
+    `resume` is the saved report of a check another replica started: seeds it
+    finished are kept, seeds whose message was accepted are waited for, not
+    sent again, and only the others are sent.
     """
     provider, mailboxes = resolve(config, request)
     run = _Run(config, request, provider, mailboxes, check_id=check_id,
                created_at=created_at, on_progress=on_progress,
-               options=receive_options, backends=receive_backends)
+               options=receive_options, backends=receive_backends, resume=resume)
     dns_task = asyncio.create_task(lookup_domain(
         domain_of(request.sender), nameserver=dns_nameserver, attempt_timeout=dns_timeout,
         lifetime=dns_lifetime))
@@ -130,15 +136,17 @@ class _Run:
                  mailboxes: list[MailboxConfig], *, check_id: str,
                  created_at: datetime | None, on_progress: ProgressCallback | None,
                  options: ReceiveOptions | None,
-                 backends: Backends | None) -> None:
+                 backends: Backends | None, resume: CheckReport | None = None) -> None:
         self.config, self.request, self.provider = config, request, provider
         self.mailboxes = mailboxes
         self.check_id = check_id
-        self.started_at = datetime.now(UTC)
-        self.created_at = created_at or self.started_at
+        self.started_at = (resume.started_at if resume else None) or datetime.now(UTC)
+        self.created_at = (resume.created_at if resume else created_at) or self.started_at
         self.on_progress = on_progress
         self.options, self.backends = options, backends
-        self.seeds = [SeedReport(mailbox=m.name, address=m.address) for m in mailboxes]
+        saved = {s.mailbox: s for s in resume.seeds} if resume else {}
+        self.seeds = [saved.get(m.name) or SeedReport(mailbox=m.name, address=m.address)
+                      for m in mailboxes]
         self.dns: DnsReport | None = None
         self.send_slots = asyncio.Semaphore(MAX_PARALLEL_SENDS)
         self.publishing = asyncio.Lock()  # snapshots go out in order, one at a time
@@ -171,22 +179,34 @@ class _Run:
                 log.exception("check %s: progress callback failed", self.check_id)
 
     async def seed(self, index: int) -> None:
-        mailbox = self.mailboxes[index]
+        mailbox, current = self.mailboxes[index], self.seeds[index]
+        if current.stage is Stage.DONE:  # finished before a takeover
+            return
+        token: str | None
+        run_id: str | None
+        accepted_at: datetime | None
         try:
-            async with self.send_slots:
-                self._update(index, stage=Stage.SENDING)
-                result = await run_probe(self.provider, self.config, message=MessageSpec(
-                    sender=self.request.sender, recipients=(mailbox.address,),
-                    subject=self.request.subject or DEFAULT_SUBJECT,
-                    text=self.request.text if self.request.text is not None else DEFAULT_TEXT,
-                    html=self.request.html))
-            self._update(index, **_sent(result))
-            if result.accepted_at is not None and result.token is not None:
+            if current.accepted and current.token and current.accepted_at:
+                # Accepted before a takeover: wait for that message, never send twice.
+                token, run_id, accepted_at = current.token, current.run_id, current.accepted_at
+            else:
+                async with self.send_slots:
+                    self._update(index, stage=Stage.SENDING)
+                    result = await run_probe(self.provider, self.config, message=MessageSpec(
+                        sender=self.request.sender, recipients=(mailbox.address,),
+                        subject=self.request.subject or DEFAULT_SUBJECT,
+                        text=self.request.text if self.request.text is not None
+                        else DEFAULT_TEXT,
+                        html=self.request.html))
+                self._update(index, **_sent(result))
+                token, run_id, accepted_at = result.token, result.run_id, result.accepted_at
+            if accepted_at is not None and token is not None:
                 self._update(index, stage=Stage.WAITING)
+                await self.publish()  # the token is on record before the wait
                 pending = PendingToken(
-                    token=result.token, run_id=result.run_id, provider=self.provider.name,
-                    mailbox=mailbox.name, accepted_at=result.accepted_at,
-                    deadline=result.accepted_at + mailbox.deliver_within)
+                    token=token, run_id=run_id or "", provider=self.provider.name,
+                    mailbox=mailbox.name, accepted_at=accepted_at,
+                    deadline=accepted_at + mailbox.deliver_within)
                 received = await wait_for_arrival(self.config, pending, options=self.options,
                                                   backends=self.backends)
                 self._update(index, **_received(received))

@@ -25,6 +25,8 @@ log = logging.getLogger("monitor.scheduler")
 # bounds how late an arrival can be seen (the latency without a Received timestamp).
 RECEIVE_EVERY = timedelta(seconds=2)
 RETENTION_EVERY = timedelta(hours=1)
+# How soon a check whose replica died is resumed once its lease ran out.
+CHECKS_EVERY = timedelta(seconds=10)
 # How soon a dead replica's claimed slot is noticed once its lease ran out.
 TAKEOVER_EVERY = timedelta(seconds=2)
 

@@ -21,7 +21,8 @@ from monitor.service.context import AppContext
 from monitor.service.logs import setup_logging
 from monitor.service.outbox import outbox_worker
 from monitor.service.receiving import poll_receive
-from monitor.service.scheduler import RECEIVE_EVERY
+from monitor.service.checking import resume_abandoned
+from monitor.service.scheduler import CHECKS_EVERY, RECEIVE_EVERY
 from monitor.store.crypto import Cipher, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
 
@@ -61,12 +62,17 @@ def service_app(ctx: AppContext, tokens: Tokens | None = None,
     options = options or ReceiveOptions(
         data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
 
+    async def checks_job() -> int:
+        return await resume_abandoned(ctx, options)
+
     async def receive_job() -> int:
         return await poll_receive(ctx, options)
 
     return create_app(ctx, routes=[*api_routes(ctx, tokens, options),
                                    *inbound_routes(ctx.config, options.data_dir)],
-                      jobs={"receive": (receive_job, RECEIVE_EVERY)}, workers=[outbox_worker],
+                      jobs={"receive": (receive_job, RECEIVE_EVERY),
+                            "checks": (checks_job, CHECKS_EVERY)},
+                      workers=[outbox_worker],
                       exception_handlers=EXCEPTION_HANDLERS)
 
 

@@ -193,7 +193,8 @@ class CheckRow(SQLModel, table=True):
     """A pre-campaign check and its report (the API issue fills it in)."""
 
     __tablename__ = "campaign_check"
-    __table_args__ = (sa.Index("ix_campaign_check_created_at", "created_at"),)
+    __table_args__ = (sa.Index("ix_campaign_check_created_at", "created_at"),
+                      sa.Index("ix_campaign_check_open", "finished_at", "lease_until"))
 
     id: str = Field(primary_key=True, max_length=32)
     status: str = Field(default="pending", max_length=16)
@@ -201,6 +202,9 @@ class CheckRow(SQLModel, table=True):
     finished_at: datetime | None = _ts(default=None)
     request: dict[str, Any] = _json(default_factory=dict)
     report: dict[str, Any] = _json(default_factory=dict)
+    # The replica running it renews this; past it, another takes the check over.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts(default=None)
 
 
 class PaceRow(SQLModel, table=True):

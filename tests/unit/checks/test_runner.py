@@ -75,10 +75,14 @@ async def test_two_seeds_pass_with_codes_placement_and_progress(
     assert steer.found["seed-1"]["From"] == SENDER
     assert steer.found["seed-2"]["To"] == "seed-2@seeds.test"
     assert report.dns is not None and report.dns.domain == DOMAIN and report.dns.mx.present
-    # Progress: a first snapshot, one per seed with seeds_done rising, then the final report.
+    # Progress: a first snapshot, one per seed when its message is accepted (its token on
+    # record, so another replica could resume the check), one per seed done, the report.
     assert progress[0].status is CheckStatus.RUNNING and progress[0].progress.seeds_done == 0
     done = [p.progress.seeds_done for p in progress]
-    assert done == sorted(done) and done[-1] == 2 and len(progress) == 4
+    assert done == sorted(done) and done[-1] == 2 and len(progress) == 6
+    accepted = [p for p in progress[1:-1] if p.progress.stage is Stage.WAITING
+                and any(s.stage is Stage.WAITING and s.token for s in p.seeds)]
+    assert accepted, "no snapshot recorded a token before its wait"
     assert progress[-1] == report and report.progress.stage is Stage.DONE
     assert report.finished_at is not None and report.started_at is not None
 
@@ -153,7 +157,7 @@ async def test_a_failing_progress_callback_does_not_fail_the_check(
     report = await run_check(check_config(sandbox, "seed-1"), request("seed-1"), check_id="c",
                              dns_nameserver=dns_server.address, on_progress=broken,
                              receive_backends=SteeredMaildir().backends())
-    assert report.verdict is Verdict.PASSED and calls == 3
+    assert report.verdict is Verdict.PASSED and calls == 4  # start, accepted, done, final
 
 
 async def test_completed_event(sandbox: Sandbox, dns_server: DnsServer, tmp_path: Path) -> None:
