@@ -16,7 +16,7 @@ from monitor.cli.command import Commands, ExitCode, UsageError, add_config_optio
 if TYPE_CHECKING:
     from monitor.config import Config, ProviderConfig
     from monitor.probe import ProbeResult
-    from monitor.receive import PendingToken, ReceiveResult
+    from monitor.receive import PendingToken, ReceiveOptions, ReceiveResult
 
 
 def register(commands: Commands[argparse.ArgumentParser]) -> None:
@@ -55,16 +55,41 @@ def run(args: argparse.Namespace) -> ExitCode:
 async def _probe_and_receive(provider: ProviderConfig,
                              config: Config) -> tuple[ProbeResult, list[ReceiveResult]]:
     """Probe, then wait (bounded by each mailbox's `deliver_within`) for the message."""
-    import asyncio
-
     from monitor.probe import run_probe
-    from monitor.receive import ReceiveOptions, pending_tokens, wait_for_arrival
+    from monitor.receive import ReceiveOptions, pending_tokens
 
     result = await run_probe(provider, config)
     pending = pending_tokens(result, config)
     if not pending:
         return result, []
     options = ReceiveOptions(data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+    closing = None
+    if any((m := config.mailbox(p.mailbox)) is not None and m.kind == "inbound"
+           for p in pending):
+        # Mail posted to `monitor serve` is in its database: read it there (only then
+        # does this command load the database stack).
+        from dataclasses import replace
+
+        from monitor.service.context import AppContext
+        from monitor.service.inbound import DatabaseInbound
+        from monitor.store.db import database_url
+
+        ctx = AppContext.create(config, database_url())
+        options = replace(options, inbound_store=DatabaseInbound(ctx))
+        closing = ctx.engine
+    try:
+        return result, await _wait_all(config, pending, options)
+    finally:
+        if closing is not None:
+            await closing.dispose()
+
+
+async def _wait_all(config: Config, pending: list[PendingToken],
+                    options: ReceiveOptions) -> list[ReceiveResult]:
+    import asyncio
+
+    from monitor.receive import wait_for_arrival
+
     progress = _Progress(pending)
 
     async def wait(item: PendingToken) -> ReceiveResult:
@@ -75,7 +100,7 @@ async def _probe_and_receive(provider: ProviderConfig,
 
     received = await asyncio.gather(*(wait(p) for p in pending))
     progress.done()
-    return result, list(received)
+    return list(received)
 
 
 class _Progress:

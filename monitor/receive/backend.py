@@ -40,12 +40,15 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from monitor.config import MailboxConfig, TlsMode
 from monitor.config.models import Host, Port
 from monitor.receive.result import Placement
 from monitor.results import TOKEN_HEADER
+
+if TYPE_CHECKING:  # inbound.py imports this module
+    from monitor.receive.inbound import InboundStore
 
 # RFC 6154 names the attribute; these are the names servers without it use.
 JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam")
@@ -57,7 +60,10 @@ MAX_HEADER_BYTES = 256 * 1024  # a probe's header block is ~1 KB; more is not ou
 class ReceiveOptions:
     """Knobs the service sets once; the defaults suit a seed mailbox."""
 
-    data_dir: Path = Path("data")  # inbound messages live in <data_dir>/inbound/<mailbox>/
+    data_dir: Path = Path("data")  # without inbound_store: <data_dir>/inbound/<mailbox>/
+    # Where posted (`inbound`) mail is kept; the service's is the database, shared by
+    # every replica. None: a Maildir per mailbox under data_dir (the CLI, tests).
+    inbound_store: InboundStore | None = None
     # Trust only Authentication-Results from this host (RFC 8601 §5); None trusts
     # the topmost header, which is the one the receiving host added last.
     authserv_id: str | None = None

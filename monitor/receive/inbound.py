@@ -12,14 +12,23 @@ Authentication: the mailbox's `token`, as `Authorization: Bearer <token>` or
 query strings). Responses: 200 stored; 401 no inbound mailbox by that name,
 or a bad or missing token — one answer for both, so names cannot be probed for;
 413 body over `max_bytes`; 415 another content type; 422 no message, or a
-message without the probe token header; 400 a malformed form. Errors are
+message without the probe token header (or a token longer than any we send);
+400 a malformed form; 503 the store is unreachable (the ESP retries). Errors are
 `{"error": {"code", "message", "details"}}`. Nothing is stored unless the
-answer is 200; accepted messages go into a Maildir under
-`<data_dir>/inbound/<mailbox>/` (`maildir.deliver`), where the `inbound`
-backend (`InboundBackend`, below) finds them like any Maildir — also after a restart.
+answer is 200.
 
-Forms and message headers are parsed in a worker thread: a 10 MB body takes long
-enough in pure Python to stall every other request and timer on the event loop.
+Where accepted messages go is an `InboundStore` (below), the seam between this
+route, the `inbound` backend's scan (`InboundBackend`) and storage. The service
+injects one that keeps them in the database (`monitor.service.inbound`), so the
+replica that answers the POST and the one whose receive job looks for the token
+need not be the same; the route gets it as `store`, the backend as
+`ReceiveOptions.inbound_store`. Without one (the CLI, tests) they go into a
+Maildir under `<data_dir>/inbound/<mailbox>/` (`maildir.deliver`), where the
+backend finds them like any Maildir — also after a restart, but only on that disk.
+
+Forms and message headers are parsed in a worker thread, here and in the scan: a
+10 MB body takes long enough in pure Python to stall every other request and timer
+on the event loop.
 """
 
 from __future__ import annotations
@@ -28,10 +37,12 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.message import Message
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl
 
 from pydantic import SecretStr, model_validator
@@ -45,6 +56,7 @@ from starlette.routing import Route
 
 from monitor.config import Config, MailboxConfig
 from monitor.receive.backend import (
+    FoundMessage,
     ReceiveOptions,
     Scan,
     Trace,
@@ -53,13 +65,17 @@ from monitor.receive.backend import (
     parse_headers,
     token_of,
 )
+from monitor.receive.errors import ReceiveError
 from monitor.receive.maildir import deliver, inbound_dir, scan_maildir
+from monitor.receive.result import Placement
 from monitor.results import TOKEN_HEADER
 
 log = logging.getLogger("monitor.inbound")
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MESSAGE_FIELDS = (b"email", b"body-mime")  # SendGrid Inbound Parse, Mailgun routes
+MAX_TOKEN_CHARS = 64  # ours are 27 (dm- and 24 hex digits); the token columns hold 64
+RETRY_AFTER_SECONDS = 30  # asked of the ESP when the store is away
 # Compared against when the mailbox does not exist, so that case costs the same work.
 _DECOY_DIGEST = hashlib.sha256(secrets.token_bytes(32)).digest()
 
@@ -76,18 +92,93 @@ class InboundMailbox(MailboxConfig):
         return data
 
 
+@dataclass(frozen=True)
+class StoredMessage:
+    """A posted message as an `InboundStore` hands it back to a scan."""
+
+    id: str
+    token: str | None
+    received_at: datetime
+    raw: bytes  # the message, or at least its first MAX_HEADER_BYTES (the header block)
+
+
+class InboundStore(Protocol):
+    """Where posted messages wait for the scan that finds them. A store that cannot
+    be reached raises `ReceiveError` (the route answers 503, a scan reports an error)."""
+
+    async def put(self, mailbox: str, token: str | None, raw: bytes,
+                  received_at: datetime) -> None:
+        """Keep one message, durably, before the route answers 200."""
+        ...
+
+    async def find(self, mailbox: str, tokens: Collection[str],
+                   limit: int) -> Sequence[StoredMessage]:
+        """The `limit` newest messages of `mailbox` carrying one of `tokens`, newest first."""
+        ...
+
+    async def delete(self, ids: Collection[str]) -> None:
+        """Remove these messages; one already gone is fine."""
+        ...
+
+    async def sweep(self, mailbox: str, before: datetime, keep: Collection[str]) -> int:
+        """Remove the mailbox's messages received before `before` whose token is not in
+        `keep`; return how many went."""
+        ...
+
+
 class InboundBackend:
-    """The Maildir that `POST /inbound/{mailbox}` fills, scanned like any other."""
+    """What `POST /inbound/{mailbox}` stored: in `options.inbound_store` when there is
+    one, else in the Maildir under `options.data_dir`, scanned like any other."""
 
     async def scan(self, mailbox: InboundMailbox, tokens: Collection[str],
                    options: ReceiveOptions, trace: Trace,
                    delete: Collection[str] | None = None) -> Scan:
+        find = frozenset(tokens)
+        if options.inbound_store is not None:
+            return await scan_store(options.inbound_store, mailbox.name, find, options, trace,
+                                    deletion(find, delete))
         path = inbound_dir(options.data_dir, mailbox.name)
         if not path.exists():  # nothing was ever posted: an empty mailbox, not an error
             return Scan(folders=("INBOX",))
-        find = frozenset(tokens)
         return await asyncio.to_thread(scan_maildir, path, ("INBOX",), find, options, trace,
                                        deletion(find, delete))
+
+
+async def scan_store(store: InboundStore, mailbox: str, tokens: frozenset[str],
+                     options: ReceiveOptions, trace: Trace, delete: frozenset[str]) -> Scan:
+    """The scan of `backend.py` over a store: find `tokens`, delete the messages of
+    `delete` and sweep stale probes, only after `trace.commit()`. Posted mail has one
+    folder, the inbox. A token posted twice (an ESP's retry) is found once, newest."""
+    trace.step = "fetch"
+    messages = await store.find(mailbox, tokens | delete, options.max_messages)
+    trace.checkpoint()
+    headers = await asyncio.to_thread(_parse_all, messages)  # off the loop: up to 256 KB each
+    trace.checkpoint()
+    now = datetime.now(UTC)
+    scan = Scan(folders=("INBOX",))
+    remove: list[str] = []
+    for message, parsed in zip(messages, headers, strict=True):
+        token = message.token
+        if token is None:
+            continue
+        if token in tokens and token not in scan.found:
+            scan.found[token] = FoundMessage(token=token, folder="INBOX",
+                                             placement=Placement.INBOX, headers=parsed,
+                                             seen_at=now)
+        if token in delete:
+            remove.append(message.id)
+    # Deleting is the last step, and only once the poller is sure to use the result.
+    trace.step = "delete"
+    trace.commit()
+    if remove:
+        await store.delete(remove)
+    scan.swept = await store.sweep(mailbox, now - options.sweep_after, tokens | delete)
+    scan.found = {t: replace(m, deleted=t in delete) for t, m in scan.found.items()}
+    return scan
+
+
+def _parse_all(messages: Sequence[StoredMessage]) -> list[Message]:
+    return [parse_headers(message.raw) for message in messages]
 
 
 class _TooLarge(Exception):
@@ -98,16 +189,17 @@ class _BadForm(Exception):
     pass
 
 
-def inbound_routes(config: Config, data_dir: Path, *,
-                   max_bytes: int = DEFAULT_MAX_BYTES) -> list[Route]:
-    """Routes for the service to include as they are (path `/inbound/{mailbox}`)."""
-    endpoint = _Inbound(config, data_dir, max_bytes)
+def inbound_routes(config: Config, data_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                   store: InboundStore | None = None) -> list[Route]:
+    """Routes for the service to include as they are (path `/inbound/{mailbox}`);
+    messages go to `store`, or without one to a Maildir under `data_dir`."""
+    endpoint = _Inbound(config, data_dir, max_bytes, store)
     return [Route("/inbound/{mailbox}", endpoint.post, methods=["POST"])]
 
 
-def inbound_app(config: Config, data_dir: Path, *,
-                max_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
-    return Starlette(routes=inbound_routes(config, data_dir, max_bytes=max_bytes))
+def inbound_app(config: Config, data_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                store: InboundStore | None = None) -> Starlette:
+    return Starlette(routes=inbound_routes(config, data_dir, max_bytes=max_bytes, store=store))
 
 
 @dataclass(frozen=True)
@@ -115,6 +207,7 @@ class _Inbound:
     config: Config
     data_dir: Path
     max_bytes: int
+    store: InboundStore | None = None
 
     async def post(self, request: Request) -> Response:
         found = self.config.mailbox(request.path_params["mailbox"])
@@ -147,8 +240,22 @@ class _Inbound:
             return _error(422, "no_message", "the request carries no message")
         if token is None:
             return _error(422, "not_a_probe", f"the message has no {TOKEN_HEADER} header")
-        await asyncio.to_thread(deliver, inbound_dir(self.data_dir, mailbox.name), raw)
+        if len(token) > MAX_TOKEN_CHARS:  # no send of ours waits for it
+            return _error(422, "not_a_probe", f"the {TOKEN_HEADER} header is not one we sent")
+        try:
+            await self._keep(mailbox.name, token, raw)
+        except ReceiveError as exc:
+            log.warning("inbound message not stored", extra={
+                "action": "inbound_unavailable", "mailbox": mailbox.name, "error": exc.text})
+            return _error(503, "unavailable", "the message could not be stored; retry later",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         return JSONResponse({"stored": True, "mailbox": mailbox.name, "token": token})
+
+    async def _keep(self, mailbox: str, token: str, raw: bytes) -> None:
+        if self.store is None:
+            await asyncio.to_thread(deliver, inbound_dir(self.data_dir, mailbox), raw)
+        else:
+            await self.store.put(mailbox, token, raw, datetime.now(UTC))
 
     def _too_large(self) -> Response:
         return _error(413, "too_large", "the request body is over the size limit",

@@ -79,8 +79,12 @@ async def take_over_slots(ctx: AppContext) -> int:
     but only within the slot's own interval, where the run still means something.
     """
     now = ctx.clock()
+    if not ctx.config.providers:
+        return 0
+    # Only a claim made within the longest interval can still be in its slot.
+    since = now - max(p.interval for p in ctx.config.providers)
     async with ctx.sessions() as session:
-        stale = await store.runs.open_claims(session, now)
+        stale = await store.runs.open_claims(session, now, since)
     taken = 0
     for claim in stale:
         provider = ctx.config.provider(claim.provider)

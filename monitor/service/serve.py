@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -17,11 +18,12 @@ from monitor.api import EXCEPTION_HANDLERS, Tokens, api_routes
 from monitor.config import load_config
 from monitor.receive import ReceiveOptions, inbound_routes
 from monitor.service.app import create_app
+from monitor.service.checking import resume_abandoned
 from monitor.service.context import AppContext
+from monitor.service.inbound import DatabaseInbound
 from monitor.service.logs import setup_logging
 from monitor.service.outbox import outbox_worker
 from monitor.service.receiving import poll_receive
-from monitor.service.checking import resume_abandoned
 from monitor.service.scheduler import CHECKS_EVERY, RECEIVE_EVERY
 from monitor.store.crypto import Cipher, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
@@ -55,12 +57,21 @@ async def prepare_database(url: str, cipher: Cipher) -> None:
         await engine.dispose()
 
 
+def receive_options(ctx: AppContext, options: ReceiveOptions | None = None) -> ReceiveOptions:
+    """The service's receive options: posted mail in the database unless `options`
+    names another store, so every replica's receive job sees every replica's posts."""
+    options = options or ReceiveOptions(
+        data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+    if options.inbound_store is None:
+        options = dataclasses.replace(options, inbound_store=DatabaseInbound(ctx))
+    return options
+
+
 def service_app(ctx: AppContext, tokens: Tokens | None = None,
                 options: ReceiveOptions | None = None) -> Starlette:
     """The full service: probes, receive poller and outbox on the scheduler, plus the API."""
     tokens = Tokens.from_env() if tokens is None else tokens
-    options = options or ReceiveOptions(
-        data_dir=Path(os.environ.get("MONITOR_DATA_DIR", "data")))
+    options = receive_options(ctx, options)
 
     async def checks_job() -> int:
         return await resume_abandoned(ctx, options)
@@ -69,7 +80,8 @@ def service_app(ctx: AppContext, tokens: Tokens | None = None,
         return await poll_receive(ctx, options)
 
     return create_app(ctx, routes=[*api_routes(ctx, tokens, options),
-                                   *inbound_routes(ctx.config, options.data_dir)],
+                                   *inbound_routes(ctx.config, options.data_dir,
+                                                   store=options.inbound_store)],
                       jobs={"receive": (receive_job, RECEIVE_EVERY),
                             "checks": (checks_job, CHECKS_EVERY)},
                       workers=[outbox_worker],

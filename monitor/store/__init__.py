@@ -7,10 +7,13 @@ SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(..
     tokens         receive-side pending tokens and receive results
     outbox         due deliveries claimed atomically, attempts, replays
     subscriptions  subscriptions (API and config sync), secrets re-encrypted
-    checks         pre-campaign checks and their reports
+    checks         pre-campaign checks and their reports, leased while they run
+    inbound        mail posted to /inbound/{mailbox}, for every replica's poller
+    pacing         when a paced destination (a Slack URL) may next be sent to
     retention      what goes with age
 """
 
-from monitor.store import checks, events, outbox, retention, runs, subscriptions, tokens
+from monitor.store import checks, events, inbound, outbox, retention, runs, subscriptions, tokens
 
-__all__ = ["checks", "events", "outbox", "retention", "runs", "subscriptions", "tokens"]
+__all__ = ["checks", "events", "inbound", "outbox", "retention", "runs", "subscriptions",
+           "tokens"]

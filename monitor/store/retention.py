@@ -13,6 +13,8 @@ from monitor.store.tables import (
     DeliveryAttemptRow,
     DeliveryRow,
     EventRow,
+    InboundMessageRow,
+    PendingTokenRow,
     ReceiveResultRow,
     RunRow,
     SlotClaimRow,
@@ -37,6 +39,13 @@ async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
         ("events", sa.delete(EventRow).where(col(EventRow.timestamp) < before)
          .where(~col(EventRow.id).in_(select(DeliveryRow.event_id)))),
         ("checks", sa.delete(CheckRow).where(col(CheckRow.created_at) < before)),
+        # Posted mail nobody collected (a mailbox removed from config, a replica gone
+        # before deleting what it recorded), unless its token is still awaited; the
+        # receive scans sweep most of it after a day already.
+        ("inbound_messages", sa.delete(InboundMessageRow)
+         .where(col(InboundMessageRow.received_at) < before)
+         .where(sa.or_(col(InboundMessageRow.token).is_(None),
+                       col(InboundMessageRow.token).not_in(select(PendingTokenRow.token))))),
     ):
         result = await session.exec(statement)
         counts[name] = result.rowcount

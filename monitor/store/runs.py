@@ -33,11 +33,13 @@ async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: s
         lease_until=now + lease, done=False))
 
 
-async def open_claims(session: AsyncSession, now: datetime, *,
+async def open_claims(session: AsyncSession, now: datetime, since: datetime, *,
                       limit: int = 100) -> Sequence[SlotClaimRow]:
-    """Claims whose lease ran out with their run not recorded: the claimant died."""
+    """Claims made since `since` whose lease ran out with their run not recorded: the
+    claimant died. Older ones are past their slot and stay as they are (retention)."""
     return (await session.exec(select(SlotClaimRow)
                                .where(col(SlotClaimRow.done).is_(False))
+                               .where(col(SlotClaimRow.claimed_at) >= since)
                                .where(col(SlotClaimRow.lease_until) < now)
                                .order_by(col(SlotClaimRow.lease_until)).limit(limit))).all()
 

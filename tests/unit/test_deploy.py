@@ -353,6 +353,10 @@ def test_default_values_hold_no_secret(default_values: dict[str, Any]) -> None:
 
 
 SECRET_KEY = {"secretKey": {"existingSecret": "monitor-secret-key"}}
+# Mail an ESP posts to /inbound/NAME: kept in the database, so any replica may take it.
+INBOUND = {"config": {"mailboxes": [
+    {"name": "esp-inbound", "address": "seed@inbound.example.com", "kind": "inbound",
+     "token": "${INBOUND_TOKEN}"}]}}
 
 GOOD_VALUES: dict[str, dict[str, Any]] = {
     "three replicas, database URL in a Secret": {
@@ -361,6 +365,10 @@ GOOD_VALUES: dict[str, dict[str, Any]] = {
         "replicaCount": 3, "database": {"url": "postgresql+asyncpg://monitor@db:5432/monitor"},
         **SECRET_KEY},
     "SQLite with the secret key from a Secret": SECRET_KEY,
+    "three replicas with an inbound mailbox on PostgreSQL": {
+        "replicaCount": 3, "database": {"existingSecret": "monitor-db"}, **SECRET_KEY,
+        **INBOUND},
+    "an inbound mailbox on SQLite": INBOUND,
     "ingress and ServiceMonitor": {
         "ingress": {"enabled": True, "className": "nginx",
                     "tls": [{"secretName": "tls", "hosts": ["monitor.example.com"]}]},
@@ -374,6 +382,7 @@ GOOD_VALUES: dict[str, dict[str, Any]] = {
 
 BAD_VALUES: dict[str, dict[str, Any]] = {
     "three replicas on SQLite (the default)": {"replicaCount": 3},
+    "three replicas with an inbound mailbox on SQLite": {"replicaCount": 3, **INBOUND},
     "three replicas on an explicit SQLite URL": {
         "replicaCount": 2, "database": {"url": "sqlite+aiosqlite:////data/monitor.db"}},
     "replicaCount as a string": {"replicaCount": "3"},
@@ -699,6 +708,42 @@ def test_three_replicas_on_postgresql(tmp_path: Path) -> None:
                                                   **SECRET_KEY})))
     assert env["MONITOR_DATABASE_URL"]["value"] == url
     assert env["MONITOR_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "monitor-secret-key"
+
+
+@needs_helm
+def test_three_replicas_with_inbound_mailboxes_on_postgresql(tmp_path: Path) -> None:
+    """Posted mail is in the database: several replicas need no shared disk for it."""
+    values = {**THREE_ON_POSTGRES, **INBOUND}
+    manifests = render(tmp_path, values)
+    deployment = one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "PersistentVolumeClaim" not in kinds(manifests)
+    pod = deployment["spec"]["template"]["spec"]
+    assert {m["mountPath"] for m in container(manifests)["volumeMounts"]} == {
+        "/etc/monitor", "/tmp"}, "no volume for inbound mail"
+    assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+    rendered = tmp_path / "monitor.yaml"
+    rendered.write_text(one(manifests, "ConfigMap")["data"]["monitor.yaml"], encoding="utf-8")
+    [mailbox] = load_config(rendered, env={"INBOUND_TOKEN": "t"}).mailboxes
+    assert (mailbox.name, mailbox.kind) == ("esp-inbound", "inbound")
+    lint = helm("lint", "--strict", str(CHART), values=values, tmp=tmp_path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    # The notes tell the operator where the ESP posts, and that any replica answers.
+    notes = helm("install", RELEASE, str(CHART), "--dry-run=client", "--namespace", "mail",
+                 values={**values, **EDGE}, tmp=tmp_path)
+    assert notes.returncode == 0, notes.stderr
+    assert "Inbound mailboxes: esp-inbound." in notes.stdout
+    assert "https://monitor.example.com/inbound/NAME?token=TOKEN" in notes.stdout
+    assert "any of the 3 replica(s) may answer the POST" in notes.stdout
+
+
+@needs_helm
+def test_replicas_with_inbound_mailboxes_on_sqlite_are_refused(tmp_path: Path) -> None:
+    proc = helm("template", RELEASE, str(CHART), values={"replicaCount": 2, **INBOUND},
+                tmp=tmp_path)
+    assert proc.returncode != 0 and "replicaCount" in proc.stderr, proc.stderr
 
 
 @needs_helm

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,7 +21,10 @@ from starlette.applications import Starlette
 
 from monitor.config import Config, MailboxConfig
 from monitor.receive import ReceiveOptions, ReceiveStatus, inbound, inbound_app, poll_pending
+from monitor.receive.errors import ReceiveError
+from monitor.receive.inbound import StoredMessage
 from monitor.receive.maildir import inbound_dir
+from monitor.results import FailureClass
 from tests.unit.receive.fakes import pending
 
 SECRET = "inbound-secret-1"
@@ -351,3 +355,97 @@ async def test_forms_are_parsed_off_the_event_loop(client: httpx.AsyncClient, tm
     assert seen["released"] is True, "the parser blocked the event loop"
     assert seen["thread"] != threading.get_ident()
     assert len(stored(tmp_path)) == 2
+
+
+@dataclass
+class MemoryInbound:
+    """An `InboundStore` in a dict, the seam the service fills with the database."""
+
+    messages: dict[str, StoredMessage] = field(default_factory=dict)
+    away: bool = False
+
+    async def put(self, mailbox: str, token: str | None, raw: bytes,
+                  received_at: datetime) -> None:
+        if self.away:
+            raise ReceiveError(FailureClass.NETWORK, "the database is unreachable")
+        key = f"{mailbox}/{len(self.messages)}"
+        self.messages[key] = StoredMessage(key, token, received_at, raw)
+
+    async def find(self, mailbox: str, tokens: Collection[str],
+                   limit: int) -> Sequence[StoredMessage]:
+        return sorted((m for key, m in self.messages.items()
+                       if key.startswith(f"{mailbox}/") and m.token in tokens),
+                      key=lambda m: m.received_at, reverse=True)[:limit]
+
+    async def delete(self, ids: Collection[str]) -> None:
+        for key in ids:
+            self.messages.pop(key, None)
+
+    async def sweep(self, mailbox: str, before: datetime, keep: Collection[str]) -> int:
+        stale = [key for key, m in self.messages.items() if key.startswith(f"{mailbox}/")
+                 and m.received_at < before and m.token not in keep]
+        await self.delete(stale)
+        return len(stale)
+
+
+async def test_with_a_store_posts_go_to_it_not_to_disk(config: Config, tmp_path: Path) -> None:
+    memory = MemoryInbound()
+    async with serving(inbound_app(config, tmp_path, max_bytes=MAX_BYTES, store=memory)) as url, \
+            httpx.AsyncClient(base_url=url, timeout=10) as client:
+        raw = probe_message("dm-db") + "\r\nnon-ASCII body: é\r\n".encode()
+        response = await client.post(f"/inbound/hook?token={SECRET}", files=sendgrid(raw))
+    assert response.status_code == 200, response.text
+    [message] = memory.messages.values()
+    assert (message.token, message.raw) == ("dm-db", raw)  # byte for byte
+    assert stored(tmp_path) == []
+    now = datetime.now(UTC)
+    options = ReceiveOptions(data_dir=tmp_path, inbound_store=memory)
+    [result] = await poll_pending(config, [pending("dm-db", "hook", now)], now, options=options,
+                                  recorded={"hook": ()})
+    assert (result.status, result.backend, result.deleted) == (
+        ReceiveStatus.ARRIVED, "inbound", False)
+    assert len(memory.messages) == 1, "recorded={} deletes nothing yet"
+    [result] = await poll_pending(config, [pending("dm-db", "hook", now)], now, options=options)
+    assert result.deleted and memory.messages == {}
+
+
+async def test_a_store_that_is_away_is_503_so_the_esp_retries(config: Config,
+                                                              tmp_path: Path) -> None:
+    memory = MemoryInbound(away=True)
+    async with serving(inbound_app(config, tmp_path, store=memory)) as url, \
+            httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post("/inbound/hook", content=probe_message(), headers={
+            "Content-Type": "message/rfc822", "Authorization": f"Bearer {SECRET}"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == str(inbound.RETRY_AFTER_SECONDS)
+    assert response.json()["error"]["code"] == "unavailable"
+    assert stored(tmp_path) == [], "no fallback to the local disk"
+
+
+async def test_a_token_longer_than_any_we_send_is_422(client: httpx.AsyncClient,
+                                                      tmp_path: Path) -> None:
+    response = await client.post("/inbound/hook", content=probe_message("dm-" + "f" * 62),
+                                 headers={"Content-Type": "message/rfc822",
+                                          "Authorization": f"Bearer {SECRET}"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "not_a_probe"
+    assert stored(tmp_path) == []
+
+
+async def test_a_store_scan_parses_headers_off_the_event_loop(
+        config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = MemoryInbound()
+    now = datetime.now(UTC)
+    await memory.put("hook", "dm-parse", probe_message("dm-parse", size=100_000), now)
+    threads: list[int] = []
+    real = inbound._parse_all
+
+    def recording(messages: Sequence[StoredMessage]) -> list[Any]:
+        threads.append(threading.get_ident())
+        return real(messages)
+
+    monkeypatch.setattr(inbound, "_parse_all", recording)
+    [result] = await poll_pending(config, [pending("dm-parse", "hook", now)], now,
+                                  options=ReceiveOptions(inbound_store=memory))
+    assert result.status is ReceiveStatus.ARRIVED
+    assert threads and threads[0] != threading.get_ident()
