@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from monitor.service.context import AppContext
+from monitor.service.partition import leave
 from monitor.service.scheduler import build_scheduler
 from monitor.service.subscriptions import sync_config_subscriptions
 from monitor.store.db import migrate, ping
@@ -59,6 +61,8 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
                     task.cancel()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+                with contextlib.suppress(Exception):  # a database away: the beat ages out
+                    await leave(ctx)
             await ctx.engine.dispose()
             log.info("service stopped", extra={"action": "stop", "replica": ctx.replica})
 

@@ -62,6 +62,8 @@ class AppContext:
     # first; recorded when it is back (bounded: past it the oldest are dropped, counted).
     held: deque[HeldResult] = field(default_factory=lambda: deque(maxlen=MAX_HELD))
     held_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The live replicas, as of the last heartbeat (service/partition.py); empty: unknown.
+    live: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.outage = DatabaseOutage(lambda: self.clock())

@@ -39,6 +39,9 @@ class Metrics:
         self.slots_skipped = Counter("monitor_slots_skipped",
                                      "Probe slots not run: the database was unreachable",
                                      ["provider"], registry=r)
+        self.claims_lost = Counter(
+            "monitor_slot_claims_lost", "Slots this replica tried to claim and another had: "
+            "near zero once the replicas share the providers out", registry=r)
         self.results_held = Gauge("monitor_results_held",
                                   "Probe results waiting for the database to record them",
                                   registry=r)

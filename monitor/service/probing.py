@@ -16,6 +16,7 @@ from monitor.probe import ProbeResult, run_probe
 from monitor.receive import pending_tokens
 from monitor.service.context import AppContext, HeldResult
 from monitor.service.outage import unreachable
+from monitor.service.partition import mine
 
 log = logging.getLogger("monitor.probing")
 
@@ -37,6 +38,8 @@ def slot_for(provider: ProviderConfig, at: datetime) -> int:
 
 async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | None:
     """Claim this slot in the database; only the replica that wins runs the probe."""
+    if not mine(ctx, provider.name):
+        return None  # another live replica's share: no claim attempt, no database call
     ctx.track_current()  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
     slot = slot_for(provider, now)
@@ -53,6 +56,7 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
     ctx.outage.reached()
     await record_held(ctx)
     if not claimed:
+        ctx.metrics.claims_lost.inc()
         log.debug("slot taken", extra={"action": "slot_skipped",
                                        "provider": provider.name, "slot": slot})
         return None

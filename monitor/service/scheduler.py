@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import store
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
+from monitor.service.partition import HEARTBEAT, heartbeat
 from monitor.service.probing import run_slot, slot_offset, take_over_slots
 
 log = logging.getLogger("monitor.scheduler")
@@ -56,6 +57,9 @@ def build_scheduler(ctx: AppContext,
             run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
                 interval, slot_offset(provider), now)),
             args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
+    scheduler.add_job(guarded, IntervalTrigger(seconds=HEARTBEAT.total_seconds()),
+                      args=(ctx, "heartbeat", lambda: heartbeat(ctx)), id="heartbeat",
+                      next_run_time=now)
     scheduler.add_job(guarded, IntervalTrigger(seconds=TAKEOVER_EVERY.total_seconds()),
                       args=(ctx, "slot takeover", lambda: take_over_slots(ctx)), id="takeover",
                       next_run_time=now + timedelta(seconds=TAKEOVER_EVERY.total_seconds()))

@@ -10,10 +10,21 @@ SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(..
     checks         pre-campaign checks and their reports, leased while they run
     inbound        mail posted to /inbound/{mailbox}, for every replica's poller
     pacing         when a paced destination (a Slack URL) may next be sent to
+    replicas       heartbeats: who is alive to share the providers
     retention      what goes with age
 """
 
-from monitor.store import checks, events, inbound, outbox, retention, runs, subscriptions, tokens
+from monitor.store import (
+    checks,
+    events,
+    inbound,
+    outbox,
+    replicas,
+    retention,
+    runs,
+    subscriptions,
+    tokens,
+)
 
-__all__ = ["checks", "events", "inbound", "outbox", "retention", "runs", "subscriptions",
-           "tokens"]
+__all__ = ["checks", "events", "inbound", "outbox", "replicas", "retention", "runs",
+           "subscriptions", "tokens"]

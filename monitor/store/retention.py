@@ -16,6 +16,7 @@ from monitor.store.tables import (
     InboundMessageRow,
     PendingTokenRow,
     ReceiveResultRow,
+    ReplicaRow,
     RunRow,
     SlotClaimRow,
 )
@@ -39,6 +40,7 @@ async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
         ("events", sa.delete(EventRow).where(col(EventRow.timestamp) < before)
          .where(~col(EventRow.id).in_(select(DeliveryRow.event_id)))),
         ("checks", sa.delete(CheckRow).where(col(CheckRow.created_at) < before)),
+        ("replicas", sa.delete(ReplicaRow).where(col(ReplicaRow.last_seen) < before)),
         # Posted mail nobody collected (a mailbox removed from config, a replica gone
         # before deleting what it recorded), unless its token is still awaited; the
         # receive scans sweep most of it after a day already.

@@ -228,3 +228,12 @@ class InboundMessageRow(SQLModel, table=True):
     token: str | None = Field(default=None, max_length=64)
     received_at: datetime = _ts()
     raw: bytes = Field(sa_type=sa.LargeBinary)
+
+
+class ReplicaRow(SQLModel, table=True):
+    """A running replica, as of its last heartbeat."""
+
+    __tablename__ = "replica"
+
+    name: str = Field(primary_key=True, max_length=64)
+    last_seen: datetime = _ts()
