@@ -7,11 +7,12 @@ Every test under tests/integration is marked ``integration``, so
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.databases import postgres_database
 from tests.integration.mailstack import MailStack, MailStackError, log_tail, missing_binaries
 
 HERE = Path(__file__).parent
@@ -70,3 +71,14 @@ def mailstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
             stack.stop()
         finally:
             stack.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database: a SQLite file, then a PostgreSQL database (the store's two)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
+    else:
+        async with postgres_database() as pg_url:
+            yield pg_url
+

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from monitor.store import db
 from monitor.store.crypto import KEY_FILE, Cipher, SecretKeyError, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
 from monitor.store.tables import SubscriptionRow
-from tests.databases import postgres_database
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -40,15 +39,6 @@ SLACK = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
 HOOK = "https://ops.example.com/hooks/delivery?token=hunter2-in-the-url"
 PLAINTEXTS = (SECRET, ROUTING_KEY, SLACK, HOOK, "hunter2")
 KEY_A, KEY_B = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
-    else:
-        async with postgres_database() as pg_url:
-            yield pg_url
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,18 +16,8 @@ from monitor.service.context import AppContext
 from monitor.service.subscriptions import sync_config_subscriptions
 from monitor.store.db import SchemaTooNew, current_revision, head_revision, make_engine, migrate
 from monitor.store.tables import DeliveryRow, SubscriptionRow
-from tests.databases import postgres_database
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
-    else:
-        async with postgres_database() as pg_url:
-            yield pg_url
 
 
 async def test_upgrade_from_empty_and_idempotent(url: str) -> None:
