@@ -8,6 +8,10 @@ the RetryPolicy, dead letter, or disable the subscription.
 
 A claim is a lease: if the process dies mid-send, the lease runs out and the
 delivery is sent again — with the same `webhook-id`, so receivers deduplicate.
+
+A paced channel's request (Slack: one a second per URL) waits for its turn, which
+every replica shares through the database (`store.pacing.claim_turn`); without a
+turn — the database away — nothing is sent, and the delivery is sent later.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -24,6 +28,7 @@ from monitor import store
 from monitor.events.model import Event, EventType
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
+from monitor.store.pacing import claim_turn, defer_delivery
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.channels import Destination, render
 from monitor.webhooks.egress import vet_destination
@@ -31,13 +36,34 @@ from monitor.webhooks.errors import EgressRefused
 from monitor.webhooks.limits import DeliveryLimiter
 from monitor.webhooks.outcome import Outcome, OutcomeKind
 from monitor.webhooks.retry import DEFAULT_POLICY, RetryPolicy
-from monitor.webhooks.sender import DEFAULT_TIMEOUT, AttemptResult, make_client, send_limited
+from monitor.webhooks.sender import (
+    DEFAULT_TIMEOUT,
+    AttemptResult,
+    SharedPace,
+    make_client,
+    send_limited,
+)
 from monitor.webhooks.signing import active_secrets
 
 log = logging.getLogger("monitor.outbox")
 
 POLL_INTERVAL = 0.5
 LEASE_FLOOR = 5.0  # seconds: a lease is the request timeout (at least this) plus this
+# Added to a paced channel's interval when its turn is claimed. The turn says when a
+# request starts; the receiver counts when it arrives, and one replica's request can take
+# tens of ms longer than the next one's (a new connection, a busy event loop: 65 ms
+# measured on a loaded test machine), which would bring the two closer than the pace.
+PACE_MARGIN = timedelta(milliseconds=50)
+
+
+class _NoTurn(Exception):
+    """No turn in the shared pace, so nothing was sent: the database is away (`cause`),
+    or the turn comes later than a claim is held for (`until`, wall time)."""
+
+    def __init__(self, *, until: datetime | None = None,
+                 cause: BaseException | None = None) -> None:
+        super().__init__("no turn in the shared pace")
+        self.until, self.cause = until, cause
 
 
 class Outbox:
@@ -157,9 +183,69 @@ class Outbox:
                     result = AttemptResult(None, 0.0, "", Outcome(
                         OutcomeKind.PERMANENT, f"cannot sign: {exc}"))
                 else:
-                    result = await send_limited(self.client, self.limiter, signed,
-                                                subscriber=sub.id, timeout=self.timeout)
+                    try:
+                        result = await send_limited(
+                            self.client, self.limiter, signed, subscriber=sub.id,
+                            timeout=self.timeout, shared_pace=self._shared_pace())
+                    except _NoTurn as no_turn:
+                        await self._no_turn(delivery, sub, no_turn)
+                        return
         await self._record(delivery, sub, attempt_no, result, now)
+
+    def _shared_pace(self) -> SharedPace:
+        """One delivery's claims on the pace every replica shares (`claim_turn`).
+
+        Wall time, not `ctx.clock`: the receiver counts real seconds, and so does the
+        sleep between two claims. A turn later than a lease from now gives the delivery
+        back rather than hold the batch for it (`_no_turn`); the lease is renewed
+        meanwhile (`_keep_leases`).
+        """
+        give_up = time.monotonic() + self.lease.total_seconds()
+
+        async def claim(key: str, interval: float) -> float | None:
+            try:
+                async with self.ctx.sessions() as session:
+                    # The connection first, then the time: a turn runs from its grant, not
+                    # from before a pool checkout (a new connection takes tens of ms).
+                    await session.connection()
+                    now = datetime.now(UTC)
+                    until = await claim_turn(session, key, now,
+                                             timedelta(seconds=interval) + PACE_MARGIN)
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                raise _NoTurn(cause=exc) from exc
+            if until is None:
+                return None
+            wait = max((until - now).total_seconds(), 0.0)
+            if time.monotonic() + wait > give_up:
+                raise _NoTurn(until=until)
+            return wait
+
+        return claim
+
+    async def _no_turn(self, delivery: DeliveryRow, sub: SubscriptionRow,
+                       no_turn: _NoTurn) -> None:
+        """Never send unpaced. The database away: like any outage, counted and logged
+        once a minute; the claim runs out and the delivery is sent when it is back. A
+        turn too far off: the delivery goes back to the queue, due at its turn."""
+        cause = no_turn.cause
+        if no_turn.until is not None:
+            due = self.ctx.clock() + max(no_turn.until - datetime.now(UTC), timedelta(0))
+            try:
+                async with self.ctx.sessions() as session:
+                    await defer_delivery(session, delivery.id, self.ctx.replica, due)
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                cause = exc
+            else:
+                log.info("delivery waits for its turn", extra={
+                    "action": "delivery_paced", "delivery_id": delivery.id,
+                    "subscription": sub.name, "next_attempt_at": due.isoformat()})
+        if cause is not None:
+            self.ctx.outage.failed("pacing", cause)
+            self.ctx.metrics.database_failures.labels("outbox").inc()
 
     async def _record(self, delivery: DeliveryRow, sub: SubscriptionRow, attempt_no: int,
                       result: AttemptResult, started: datetime) -> None:

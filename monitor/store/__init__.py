@@ -19,6 +19,7 @@ from monitor.store import (
     events,
     inbound,
     outbox,
+    pacing,
     replicas,
     retention,
     runs,
@@ -26,5 +27,5 @@ from monitor.store import (
     tokens,
 )
 
-__all__ = ["checks", "events", "inbound", "outbox", "replicas", "retention", "runs",
-           "subscriptions", "tokens"]
+__all__ = ["checks", "events", "inbound", "outbox", "pacing", "replicas", "retention",
+           "runs", "subscriptions", "tokens"]

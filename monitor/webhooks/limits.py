@@ -6,10 +6,16 @@ Three limits, taken in this order for each request:
    slots, and ordering per subscriber stays close to event order;
 2. per webhook URL, for channels that declare `pace_per_url` (Slack: one message a
    second, its incoming-webhook rate limit; bursts get 429): waited for while holding
-   only the subscriber's slot;
+   only the subscriber's slot. This process's own requests to one URL queue here in
+   order; the pace shared with other replicas is a `turn` the caller claims (the
+   outbox, in the database: `monitor.store.pacing`), so each process puts at most
+   about one claimant per interval and URL to the database, not one per delivery;
 3. overall (default 10): measured on httpx's pool (issue 5), about 10 requests in flight
    reach ~1,000 deliveries/s to a local receiver, while ~100 and more degrade it
    (p99 around 1 s). More concurrency buys nothing but queueing inside the pool.
+   A shared turn is claimed holding this slot, so the request follows its grant at
+   once (a grant that then queued here would squeeze the next replica's message
+   closer to it); waiting for the turn holds only the subscriber's slot.
 
 Clock and sleep are injected, so pacing is tested without real waiting.
 """
@@ -24,6 +30,9 @@ from contextlib import asynccontextmanager
 
 DEFAULT_OVERALL = 10
 DEFAULT_PER_SUBSCRIBER = 2
+
+# Asked for a turn shared with other processes: None to go now, else seconds to wait.
+Turn = Callable[[], Awaitable[float | None]]
 
 
 class RateLimiter:
@@ -94,10 +103,21 @@ class DeliveryLimiter:
 
     @asynccontextmanager
     async def slot(self, subscriber: str, *, paced_url: str | None = None,
-                   interval: float | None = None) -> AsyncIterator[None]:
-        """Hold the limits for one request; `paced_url` is spaced `interval` s from the last."""
+                   interval: float | None = None,
+                   turn: Turn | None = None) -> AsyncIterator[None]:
+        """Hold the limits for one request; `paced_url` is spaced `interval` s from the last.
+
+        `turn`, when given, is then asked for the shared turn until it grants one: None
+        is granted, a number the seconds to wait before asking again. It may raise to
+        give up; the request is then not sent.
+        """
         async with self._subscribers.hold(subscriber):
             if paced_url is not None and interval:
                 await self.pacer(interval).wait(rate_key(paced_url))
-            async with self._overall:
-                yield
+            while True:
+                async with self._overall:
+                    wait = None if turn is None else await turn()
+                    if wait is None:
+                        yield
+                        return
+                await self._sleep(wait)

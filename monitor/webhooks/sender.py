@@ -19,9 +19,10 @@ dependency: without it httpcore retries a failing import on every request (+27-3
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -30,11 +31,14 @@ import httpx
 from monitor.redact import redact
 from monitor.webhooks.channels import channel_for
 from monitor.webhooks.channels.base import USER_AGENT, OutgoingRequest
-from monitor.webhooks.limits import DeliveryLimiter
+from monitor.webhooks.limits import DeliveryLimiter, rate_key
 from monitor.webhooks.outcome import Outcome, OutcomeKind
 
 DEFAULT_TIMEOUT = 15.0  # the Standard Webhooks spec suggests 15-30 s
 SNIPPET_BYTES = 1024
+
+# (rate key, seconds per request) → None to send now, else seconds to wait and ask again.
+SharedPace = Callable[[str, float], Awaitable[float | None]]
 
 
 @dataclass(frozen=True)
@@ -136,10 +140,18 @@ async def send(client: httpx.AsyncClient, request: OutgoingRequest, *,
 
 async def send_limited(client: httpx.AsyncClient, limiter: DeliveryLimiter,
                        request: OutgoingRequest, *, subscriber: str,
-                       timeout: float = DEFAULT_TIMEOUT) -> AttemptResult:  # noqa: ASYNC109
-    """`send` inside the limiter's slots, paced per URL as the channel declares (Slack)."""
+                       timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
+                       shared_pace: SharedPace | None = None) -> AttemptResult:
+    """`send` inside the limiter's slots, paced per URL as the channel declares (Slack).
+
+    `shared_pace(key, interval)`, for a paced channel, claims the turn other processes
+    share (`DeliveryLimiter.slot`'s `turn`); `key` is the URL's `rate_key`, never the URL.
+    Whatever it raises stops the request unsent and reaches the caller.
+    """
     interval = channel_for(request.channel).pace_per_url
-    async with limiter.slot(subscriber, paced_url=request.url, interval=interval):
+    turn = (functools.partial(shared_pace, rate_key(request.url), interval)
+            if shared_pace is not None and interval else None)
+    async with limiter.slot(subscriber, paced_url=request.url, interval=interval, turn=turn):
         return await send(client, request, timeout=timeout)
 
 
