@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from monitor.service.context import AppContext
 from monitor.service.partition import leave
+from monitor.service.probing import record_held
 from monitor.service.scheduler import build_scheduler
 from monitor.service.subscriptions import sync_config_subscriptions
 from monitor.store.db import migrate, ping
@@ -27,6 +28,16 @@ SHUTDOWN_GRACE = 20.0  # seconds in-flight probes and deliveries get to finish o
 
 Job = Callable[[], Awaitable[object]]
 Worker = Callable[[AppContext, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def _record_or_report_held(ctx: AppContext) -> None:
+    """At a stop, results held through an outage are recorded, or counted in one line."""
+    with contextlib.suppress(Exception):
+        await record_held(ctx)
+    if ctx.held:
+        log.warning("probe results not recorded: the database is away at shutdown", extra={
+            "action": "held_dropped", "count": len(ctx.held),
+            "providers": sorted({h.provider for h in ctx.held})})
 
 
 def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
@@ -63,6 +74,7 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
                 scheduler.shutdown(wait=False)
                 with contextlib.suppress(Exception):  # a database away: the beat ages out
                     await leave(ctx)
+            await _record_or_report_held(ctx)
             await ctx.engine.dispose()
             log.info("service stopped", extra={"action": "stop", "replica": ctx.replica})
 

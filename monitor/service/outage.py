@@ -39,6 +39,12 @@ def unreachable(exc: BaseException) -> bool:
     module = type(exc).__module__ or ""
     if module.startswith("asyncpg") and "Connection" in type(exc).__name__:
         return True
+    # The server refusing or ending connections while it starts, stops or recovers:
+    # 57P01-57P03 ("the database system is starting up" / "is shutting down" is asyncpg's
+    # CannotConnectNowError), and SQLSTATE class 08, connection exceptions.
+    sqlstate = str(getattr(exc, "sqlstate", None) or "")
+    if module.startswith("asyncpg") and sqlstate.startswith(("08", "57P")):
+        return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and unreachable(cause)
 

@@ -180,10 +180,17 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
                 "action": "slot_lost", "provider": provider.name, "slot": slot})
             return []
         previous = await store.runs.load_state(session, provider.name, now)
-        state, events = detect(previous, result, provider.thresholds, now)
-        store.runs.add_run(session, result, slot)
-        await store.runs.save_state(session, provider.name, state, now)
-        await store.events.add_events(session, events, now)
+        events: list[Event] = []
+        if previous.last_run_id is not None and result.run_id < previous.last_run_id:
+            # Held through an outage while another replica recorded a newer run (ids
+            # are time-ordered): kept as history, but the state and events follow the
+            # newer run, so a stale failure cannot undo a later recovery.
+            store.runs.add_run(session, result, slot)
+        else:
+            state, events = detect(previous, result, provider.thresholds, now)
+            store.runs.add_run(session, result, slot)
+            await store.runs.save_state(session, provider.name, state, now)
+            await store.events.add_events(session, events, now)
         for pending in pending_tokens(result, ctx.config):
             store.tokens.add_pending(
                 session, token=pending.token, run_id=pending.run_id, provider=pending.provider,

@@ -18,7 +18,7 @@ from monitor import store
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
-from monitor.service.probing import run_slot, slot_offset, take_over_slots
+from monitor.service.probing import record_held, run_slot, slot_offset, take_over_slots
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -84,6 +84,7 @@ async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object
         ctx.metrics.database_failures.labels(name).inc()
     else:
         ctx.outage.reached()
+        await record_held(ctx)  # whichever job sees the database back first
 
 
 async def prune(ctx: AppContext) -> None:

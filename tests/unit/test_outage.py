@@ -45,6 +45,11 @@ def test_only_connection_failures_count_as_an_outage() -> None:
     assert unreachable(sqlalchemy.exc.InterfaceError("x", {}, Exception("connection is closed")))
     assert not unreachable(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("dup")))
     assert not unreachable(ValueError("a bug"))
+    import asyncpg
+
+    starting = asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+    assert unreachable(starting)  # no "Connection" in its name: known by its SQLSTATE 57P03
+    assert not unreachable(asyncpg.exceptions.QueryCanceledError("canceled"))
     wrapped = RuntimeError("wrapper")
     wrapped.__cause__ = ConnectionResetError(104, "reset")
     assert unreachable(wrapped)

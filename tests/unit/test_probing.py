@@ -89,3 +89,33 @@ async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Pa
         finally:
             await dead.engine.dispose()
             await alive.engine.dispose()
+
+
+async def test_a_result_held_through_an_outage_does_not_undo_a_newer_run(
+        tmp_path: Path) -> None:
+    from tests.unit.test_detect import run
+
+    config = Config.model_validate({"providers": [
+        {"name": "p", "host": "127.0.0.1", "thresholds": {"failure": 1, "recovery": 1}}]})
+    provider = config.providers[0]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    a, b = AppContext.create(config, url), AppContext.create(config, url)
+    try:
+        await migrate(a.engine)
+        from monitor.service.probing import record
+
+        failed = run(network=True).model_copy(update={"provider": "p", "run_id": "0001-a"})
+        held = run(network=True).model_copy(update={"provider": "p", "run_id": "0002-a"})
+        newer = run().model_copy(update={"provider": "p", "run_id": "0003-b"})
+        assert [e.type for e in await record(a, provider, failed)] == ["probe.failed"]
+        assert [e.type for e in await record(b, provider, newer)][-1] == "probe.recovered"
+        # A's result from during the outage arrives last: history, not the state.
+        assert await record(a, provider, held) == []
+        async with a.sessions() as session:
+            state = await store.runs.load_state(session, "p", a.clock())
+            runs = (await session.exec(sa.select(RunRow))).scalars().all()
+        assert state.health.value == "up" and state.last_run_id == "0003-b"
+        assert {r.id for r in runs} == {"0001-a", "0002-a", "0003-b"}
+    finally:
+        await a.engine.dispose()
+        await b.engine.dispose()
