@@ -106,7 +106,9 @@ async def test_check_passes_against_postfix_and_dovecot(mailstack: MailStack,
     assert seed.latency_ms is not None and seed.latency_ms < 30_000
     assert report.dns is not None and report.dns.spf.record == "v=spf1 mx -all"
     assert report.dns.dmarc.policy == "reject"
-    assert [p.progress.seeds_done for p in progress] == [0, 1, 1]
+    # Started, accepted (the token on record before the wait), done, the final report.
+    assert [p.progress.seeds_done for p in progress] == [0, 0, 1, 1]
+    assert progress[1].seeds[0].token == seed.token
     assert took < 30, f"the check took {took:.1f}s"
     print(f"check against postfix + dovecot: {took:.2f}s, delivery {seed.latency_ms} ms")
 
