@@ -92,6 +92,8 @@ async def take_over_slots(ctx: AppContext) -> int:
     taken = 0
     for claim in stale:
         provider = ctx.config.provider(claim.provider)
+        if claim.claimed_by == ctx.replica:
+            continue  # ours, late (an outage): its held result records it, not a rerun
         if provider is None or slot_for(provider, now) != claim.slot:
             continue  # removed from config, or the next slot has begun: its run is due
         async with ctx.sessions() as session:

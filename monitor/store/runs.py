@@ -66,6 +66,7 @@ async def finish_slot(session: AsyncSession, provider: str, slot: int, replica: 
         .where(col(SlotClaimRow.provider) == provider)
         .where(col(SlotClaimRow.slot) == slot)
         .where(col(SlotClaimRow.claimed_by) == replica)
+        .where(col(SlotClaimRow.done).is_(False))  # recorded once, whoever ran it
         .values(done=True))
     return bool(result.rowcount == 1)
 
