@@ -12,7 +12,12 @@ sessions in a subprocess of its own, doing the same SMTP work at the same rate
 message of the probe's size,] QUIT). Ratios serve/baseline are what to read: the
 machine is shared and absolute figures drift from run to run.
 
-Variants: `tls` (mode tls) and `send` (mode send with AUTH PLAIN and one message).
+Variants: `tls` (mode tls) and `send` (mode send with AUTH PLAIN and one message), both
+run by default; `connect` (mode connect: plaintext connect, EHLO, NOOP, QUIT) on request.
+`--interval` sets the providers' interval (rate = providers / interval).
+
+With `--replicas N` it measures N `monitor serve` processes on one PostgreSQL database
+instead, sharing the providers out (see bench/replicas.py, which runs that mode).
 
 This module is also the baseline's worker (`python -m bench.serve_load --worker`).
 That is why its top-level imports are stdlib only: the worker's memory is part of
@@ -53,7 +58,8 @@ QUICK_DURATION_S = 20.0
 SAMPLE_EVERY_S = 1.0
 STARTUP_DEADLINE_S = 60.0
 STOP_TIMEOUT_S = 20.0  # serve drains in-flight probes on SIGTERM; give it room before kill
-VARIANTS = ("tls", "send")
+VARIANTS = ("tls", "send")  # what `--variant all` runs
+MODES = ("connect", *VARIANTS)
 
 # The same names and timeout as bench/clients.py, so the baseline session matches
 # the providers' configuration (clients.py is not imported here: see the docstring).
@@ -194,7 +200,8 @@ def alive(process: subprocess.Popen[bytes], what: str, log: Path) -> Callable[[]
 # -- monitor serve ---------------------------------------------------------------------
 
 
-def write_config(server: ServerInfo, mode: str, providers: int, path: Path) -> None:
+def write_config(server: ServerInfo, mode: str, providers: int, path: Path,
+                 interval: float = INTERVAL_S) -> None:
     import yaml
 
     from bench.clients import provider_fields
@@ -202,7 +209,7 @@ def write_config(server: ServerInfo, mode: str, providers: int, path: Path) -> N
     entries = []
     for index in range(providers):
         fields = provider_fields(server, f"{mode}-{index:02d}", mode)
-        fields["interval"] = f"{INTERVAL_S:g}s"
+        fields["interval"] = f"{interval:g}s"
         entries.append(fields)
     path.write_text(yaml.safe_dump({"settings": {"helo": HELO}, "providers": entries}),
                     encoding="utf-8")
@@ -287,9 +294,9 @@ class Phase:
 
 
 def measure_serve(server: ServerInfo, server_pid: int, mode: str, providers: int, warmup: float,
-                  seconds: float, workdir: Path) -> Phase:
+                  seconds: float, workdir: Path, interval: float = INTERVAL_S) -> Phase:
     config, database, log = workdir / "monitor.yaml", workdir / "monitor.db", workdir / "serve.log"
-    write_config(server, mode, providers, config)
+    write_config(server, mode, providers, config, interval)
     port = free_port()
     env = {**os.environ, "MONITOR_CONFIG": str(config),
            "MONITOR_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
@@ -391,8 +398,9 @@ class Load:
             await smtp.connect()
             await smtp.ehlo()
             await smtp.noop()
-            await smtp.starttls(tls_context=self.context, server_hostname=s["host"])
-            await smtp.ehlo()
+            if s["mode"] != "connect":  # connect mode stays in plaintext, like the provider
+                await smtp.starttls(tls_context=self.context, server_hostname=s["host"])
+                await smtp.ehlo()
             if s["mode"] == "send":
                 await smtp.login(s["username"], s["password"])
                 await smtp.sendmail(SENDER, [RECIPIENT], self.message)
@@ -493,10 +501,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help=f"measure {QUICK_DURATION_S:g} s instead of {DURATION_S:g} s")
-    parser.add_argument("--duration", type=float, default=None, help="seconds measured")
-    parser.add_argument("--warmup", type=float, default=WARMUP_S)
+    parser.add_argument("--duration", type=float, default=None,
+                        help=f"seconds measured (default {DURATION_S:g}; with --replicas two "
+                             "intervals, --quick one)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help=f"seconds before measuring (default {WARMUP_S:g}; with --replicas "
+                             "one interval, at least 20)")
     parser.add_argument("--providers", type=int, default=PROVIDERS)
-    parser.add_argument("--variant", choices=(*VARIANTS, "all"), default="all")
+    parser.add_argument("--interval", type=float, default=INTERVAL_S,
+                        help=f"each provider's interval in seconds (default {INTERVAL_S:g})")
+    parser.add_argument("--variant", choices=(*MODES, "all"), default=None,
+                        help="the providers' mode (default: all = tls and send; with "
+                             "--replicas: connect)")
+    parser.add_argument("--replicas", type=int, default=0, metavar="N",
+                        help="N monitor serve processes on one fresh PostgreSQL database, "
+                             "instead of one on SQLite against the raw aiosmtplib loop")
+    parser.add_argument("--phases", default="partitioned,race",
+                        help="with --replicas, comma-separated, in order: partitioned (as "
+                             "built), race (the old design, emulated: every replica believes "
+                             "it is alone), single (one replica, every provider), bystander "
+                             "(one replica owning ~1%%, beside fake live ones); see "
+                             "bench/replicas.py")
+    parser.add_argument("--markdown", action="store_true",
+                        help="with --replicas, also print the comparison as a Markdown table")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (configs, logs, databases)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -504,10 +531,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         asyncio.run(_worker())
         return 0
+    if args.providers < 1 or args.interval <= 0 or args.replicas < 0:
+        parser.error("--providers must be at least 1, --interval above 0, --replicas >= 0")
+    if args.replicas:
+        from bench import replicas  # imports the project: never in the worker (see above)
+
+        return replicas.main(args, parser, argv)
 
     seconds = args.duration or (QUICK_DURATION_S if args.quick else DURATION_S)
-    rate = args.providers / INTERVAL_S
-    variants = VARIANTS if args.variant == "all" else (args.variant,)
+    args.warmup = WARMUP_S if args.warmup is None else args.warmup
+    rate = args.providers / args.interval
+    variant = args.variant or "all"
+    variants = VARIANTS if variant == "all" else (variant,)
     workdir = Path(tempfile.mkdtemp(prefix="monitor-serve-load-"))
     results: list[Result] = []
     try:
@@ -522,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {variant}: monitor serve, {args.warmup:g} s warm-up + {seconds:g} s",
                       file=sys.stderr, flush=True)
                 serve = measure_serve(server, server_pid, variant, args.providers,
-                                      args.warmup, seconds, phase_dir)
+                                      args.warmup, seconds, phase_dir, args.interval)
                 print(f"  {variant}: raw aiosmtplib baseline, {args.warmup:g} s warm-up + "
                       f"{seconds:g} s", file=sys.stderr, flush=True)
                 baseline = measure_baseline(server, server_pid, variant, rate, args.warmup,
@@ -531,31 +566,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException:
         # A later variant failing should not throw away the ones already measured.
         if results:
-            report(results, args.providers, args.warmup, seconds, partial=True)
+            report(results, args.providers, args.warmup, seconds, args.interval, partial=True)
         raise
     finally:
         if args.keep:
             print(f"work directory kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report(results, args.providers, args.warmup, seconds)
+    report(results, args.providers, args.warmup, seconds, args.interval)
     return 0
 
 
 def report(results: Sequence[Result], providers: int, warmup: float, seconds: float,
-           partial: bool = False) -> None:
+           interval: float = INTERVAL_S, partial: bool = False) -> None:
     import aiosmtplib
 
     print(f"monitor serve under load{' (PARTIAL: a later variant failed)' if partial else ''}: "
-          f"{providers} providers every {INTERVAL_S:g} s against the aiosmtpd sandbox; "
+          f"{providers} providers every {interval:g} s against the aiosmtpd sandbox; "
           f"{warmup:g} s warm-up, {seconds:g} s measured, sampled every {SAMPLE_EVERY_S:g} s; "
           f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}, "
           f"{os.cpu_count()} CPUs")
-    print(table(results, providers / INTERVAL_S))
+    print(table(results, providers / interval))
     print()
     print("baseline: one raw aiosmtplib session every 1/rate s in a bare asyncio process, "
-          "same SMTP commands\n  and CA-verified STARTTLS; no scheduler, database, HTTP "
-          "server, step records or certificate parsing.")
+          "same SMTP commands\n  and (except in connect mode) CA-verified STARTTLS; no "
+          "scheduler, database, HTTP server,\n  step records or certificate parsing.")
     for r in results:
         print(f"{r.variant}: serve exit {r.serve.exit_code}, baseline exit "
               f"{r.baseline.exit_code}")
