@@ -12,19 +12,23 @@ import os
 import signal
 import socket
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel, select
 
+from monitor.store.db import sessions
 from tests.conftest import TEST_SECRET_KEY
+from tests.waiting import eventually
 
-T = TypeVar("T")
+Row = TypeVar("Row", bound=SQLModel)
 
 _TAIL = 30
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 API_TOKEN = "test-admin-token-0123456789"  # the service wants at least 16 characters
 
 
@@ -34,17 +38,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str,
-                     within: float, every: float = 0.1) -> T:
-    """`tests.waiting.until` for a condition that must be awaited (a query, a request):
-    its first true-ish result, or the test fails naming `what` after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {within:g}s waiting for {what}"
-        await asyncio.sleep(every)
+def connect_provider(name: str, port: int, interval: str, timeout: str) -> dict[str, object]:
+    """A plaintext connect-mode provider against a loopback SMTP server."""
+    return {"name": name, "host": "127.0.0.1", "port": port, "helo": "t.test", "tls": "none",
+            "mode": "connect", "interval": interval, "timeout": timeout}
+
+
+def flaky_webhook(receiver_url: str) -> dict[str, object]:
+    """The config's subscriptions and settings: flaky's failures and recoveries, signed
+    with SECRET, to a loopback receiver."""
+    return {"subscriptions": [{"name": "rx", "kind": "generic", "url": f"{receiver_url}/hook",
+                               "secret": SECRET, "events": ["probe.failed", "probe.recovered"],
+                               "providers": ["flaky"]}],
+            "settings": {"allow_private_destinations": True, "allow_http_destinations": True,
+                         "webhook_timeout": "2s"}}
+
+
+async def select_rows(engine: AsyncEngine, table: type[Row], *where: Any) -> list[Row]:
+    async with sessions(engine)() as session:
+        return list((await session.exec(select(table).where(*where))).all())
 
 
 @dataclass

@@ -23,26 +23,30 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import yaml
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col
 from standardwebhooks import Webhook
 
 from monitor.service.partition import HEARTBEAT
-from monitor.store.db import make_engine, sessions
+from monitor.store.db import make_engine
 from monitor.store.tables import DeliveryRow, EventRow, RunRow, SlotClaimRow
-from tests.integration.serve_procs import Replica, eventually, kill_all, start_replicas, wait_ready
+from tests.integration.serve_procs import (
+    SECRET,
+    Replica,
+    connect_provider,
+    flaky_webhook,
+    kill_all,
+    select_rows,
+    start_replicas,
+    wait_ready,
+)
 from tests.pgcluster import Cluster
 from tests.receivers import Receiver, Reply, running
 from tests.unit.scripted_smtp import Drip, ScriptedServer
-from tests.waiting import until
+from tests.waiting import eventually, until
 
-Row = TypeVar("Row", bound=SQLModel)
-
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SLOW = [f"slow{i}" for i in range(4)]  # 2 s; NOOP answers over ~1.1 s: always mid-probe
 STEADY = ["steady0", "steady1"]  # 1 s
 OUTAGE = 15.0  # seconds the cluster is down
@@ -56,24 +60,11 @@ ACTION = re.compile(r'"action": "(database_[a-z_]+)"')
 
 
 def _config(steady: int, slow: int, flaky: int, receiver: str) -> dict[str, object]:
-    def provider(name: str, port: int, interval: str, timeout: str) -> dict[str, object]:
-        return {"name": name, "host": "127.0.0.1", "port": port, "helo": "t.test",
-                "tls": "none", "mode": "connect", "interval": interval, "timeout": timeout}
-    providers = [provider(name, steady, "1s", "1s") for name in STEADY]
-    providers += [provider(name, slow, "2s", "3s") for name in SLOW]
-    providers.append({**provider("flaky", flaky, "1s", "1s"),
+    providers = [connect_provider(name, steady, "1s", "1s") for name in STEADY]
+    providers += [connect_provider(name, slow, "2s", "3s") for name in SLOW]
+    providers.append({**connect_provider("flaky", flaky, "1s", "1s"),
                       "thresholds": {"failure": 1, "recovery": 1}})
-    return {"providers": providers,
-            "subscriptions": [{"name": "rx", "kind": "generic", "url": f"{receiver}/hook",
-                               "secret": SECRET, "events": ["probe.failed", "probe.recovered"],
-                               "providers": ["flaky"]}],
-            "settings": {"allow_private_destinations": True, "allow_http_destinations": True,
-                         "webhook_timeout": "2s"}}
-
-
-async def _rows(engine: AsyncEngine, table: type[Row], *where: Any) -> list[Row]:
-    async with sessions(engine)() as session:
-        return list((await session.exec(select(table).where(*where))).all())
+    return {"providers": providers, **flaky_webhook(receiver)}
 
 
 def _event_type(body: bytes) -> str:
@@ -127,21 +118,23 @@ async def test_three_replicas_ride_out_a_database_outage(tmp_path: Path) -> None
                 await until(lambda: any(_event_type(r.body) == "probe.failed"
                                         for r in receiver.received),
                             "a first (refused) attempt to deliver probe.failed", within=15)
-                [failed] = await _rows(engine, EventRow, col(EventRow.provider) == "flaky",
+                [failed] = await select_rows(engine, EventRow, col(EventRow.provider) == "flaky",
                                        col(EventRow.type) == "probe.failed")
 
                 # Stop right after a slow slot is claimed: its probe is in flight.
                 watch_from = datetime.now(UTC)
 
                 async def fresh_claim() -> SlotClaimRow | None:
-                    rows = await _rows(engine, SlotClaimRow, col(SlotClaimRow.provider).in_(SLOW),
-                                       col(SlotClaimRow.claimed_at) >= watch_from,
-                                       col(SlotClaimRow.done).is_(False))
+                    rows = await select_rows(engine, SlotClaimRow,
+                                             col(SlotClaimRow.provider).in_(SLOW),
+                                             col(SlotClaimRow.claimed_at) >= watch_from,
+                                             col(SlotClaimRow.done).is_(False))
                     return rows[0] if rows else None
 
                 claim = await eventually(fresh_claim, "a fresh claim of a slow slot", within=10,
                                          every=0.01)
-                open_claims = await _rows(engine, SlotClaimRow, col(SlotClaimRow.done).is_(False))
+                open_claims = await select_rows(engine, SlotClaimRow,
+                                                col(SlotClaimRow.done).is_(False))
                 offsets = [r.log.stat().st_size for r in replicas]
                 stop_started = time.monotonic()
                 await asyncio.to_thread(cluster.stop)
@@ -185,7 +178,7 @@ async def test_three_replicas_ride_out_a_database_outage(tmp_path: Path) -> None
                             "probe.failed and probe.recovered delivered", within=15)
 
                 async def drained() -> bool:
-                    rows = await _rows(engine, DeliveryRow)
+                    rows = await select_rows(engine, DeliveryRow)
                     return all(d.status == "delivered" for d in rows)
                 await eventually(drained, "the outbox to drain", within=10)
                 recovered_after = time.monotonic() - restart_started
@@ -197,9 +190,9 @@ async def test_three_replicas_ride_out_a_database_outage(tmp_path: Path) -> None
                 stop_took = time.monotonic() - stop_began
                 assert codes == [0, 0, 0], "\n".join(r.tail() for r in replicas)
 
-                claims = {(c.provider, c.slot): c for c in await _rows(engine, SlotClaimRow)}
-                runs = await _rows(engine, RunRow)
-                events = await _rows(engine, EventRow, col(EventRow.provider) == "flaky",
+                claims = {(c.provider, c.slot): c for c in await select_rows(engine, SlotClaimRow)}
+                runs = await select_rows(engine, RunRow)
+                events = await select_rows(engine, EventRow, col(EventRow.provider) == "flaky",
                                      col(EventRow.type).in_(["probe.failed", "probe.recovered"]))
             finally:
                 await kill_all(replicas)

@@ -18,26 +18,31 @@ import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col
 from standardwebhooks import Webhook
 
 from monitor.config import Config, ProviderConfig
 from monitor.service.probing import slot_for, slot_offset
-from monitor.store.db import make_engine, sessions
+from monitor.store.db import make_engine
 from monitor.store.tables import DeliveryRow, EventRow, RunRow, SlotClaimRow
 from tests.databases import postgres_database
-from tests.integration.serve_procs import Replica, eventually, kill_all, start_replicas, wait_ready
+from tests.integration.serve_procs import (
+    SECRET,
+    Replica,
+    connect_provider,
+    flaky_webhook,
+    kill_all,
+    select_rows,
+    start_replicas,
+    wait_ready,
+)
 from tests.receivers import Receiver, running
 from tests.unit.scripted_smtp import Drip, ScriptedServer
-from tests.waiting import until
+from tests.waiting import eventually, until
 
-Row = TypeVar("Row", bound=SQLModel)
-
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST = [f"fast{i:02}" for i in range(19)] + ["flaky"]  # 20 at 2 s
 SLOW = [f"slow{i}" for i in range(10)]  # 20 s: lease 2 + 2 + 5 = 9 s, well inside the slot
 CYCLES = 2
@@ -46,28 +51,15 @@ OK_BANNER, DOWN_BANNER = "220 flaky.test ESMTP ready", "421 4.3.2 Service shutti
 
 
 def _config(fast: int, flaky: int, slow: int, receiver: str) -> dict[str, object]:
-    def provider(name: str, port: int, interval: str, timeout: str) -> dict[str, object]:
-        return {"name": name, "host": "127.0.0.1", "port": port, "helo": "t.test",
-                "tls": "none", "mode": "connect", "interval": interval, "timeout": timeout}
-    providers = [provider(name, fast, "2s", "1s") for name in FAST[:-1]]
-    providers.append({**provider("flaky", flaky, "2s", "1s"),
+    providers = [connect_provider(name, fast, "2s", "1s") for name in FAST[:-1]]
+    providers.append({**connect_provider("flaky", flaky, "2s", "1s"),
                       "thresholds": {"failure": 1, "recovery": 1}})
-    providers += [provider(name, slow, "20s", "2s") for name in SLOW]
-    return {"providers": providers,
-            "subscriptions": [{"name": "rx", "kind": "generic", "url": f"{receiver}/hook",
-                               "secret": SECRET, "events": ["probe.failed", "probe.recovered"],
-                               "providers": ["flaky"]}],
-            "settings": {"allow_private_destinations": True, "allow_http_destinations": True,
-                         "webhook_timeout": "2s"}}
-
-
-async def _rows(engine: AsyncEngine, table: type[Row], *where: Any) -> list[Row]:
-    async with sessions(engine)() as session:
-        return list((await session.exec(select(table).where(*where))).all())
+    providers += [connect_provider(name, slow, "20s", "2s") for name in SLOW]
+    return {"providers": providers, **flaky_webhook(receiver)}
 
 
 async def _all_delivered(engine: AsyncEngine) -> bool:
-    deliveries = await _rows(engine, DeliveryRow)
+    deliveries = await select_rows(engine, DeliveryRow)
     return bool(deliveries) and all(d.status == "delivered" for d in deliveries)
 
 
@@ -109,7 +101,7 @@ async def test_three_replicas_run_every_slot_once_and_survive_a_kill_9(tmp_path:
                 flaky_smtp.banner, since = banner, datetime.now(UTC)
 
                 async def three_runs() -> bool:
-                    return len(await _rows(engine, RunRow, col(RunRow.provider) == "flaky",
+                    return len(await select_rows(engine, RunRow, col(RunRow.provider) == "flaky",
                                            col(RunRow.started_at) >= since,
                                            col(RunRow.ok).is_(ok))) >= 3
                 await eventually(three_runs, f"cycle {cycle}: three flaky runs with ok={ok}",
@@ -129,9 +121,10 @@ async def test_three_replicas_run_every_slot_once_and_survive_a_kill_9(tmp_path:
             watch_from = datetime.now(UTC)
 
             async def fresh_claim() -> SlotClaimRow | None:
-                rows = await _rows(engine, SlotClaimRow, col(SlotClaimRow.provider).in_(SLOW),
-                                   col(SlotClaimRow.claimed_at) >= watch_from,
-                                   col(SlotClaimRow.done).is_(False))
+                rows = await select_rows(engine, SlotClaimRow,
+                                         col(SlotClaimRow.provider).in_(SLOW),
+                                         col(SlotClaimRow.claimed_at) >= watch_from,
+                                         col(SlotClaimRow.done).is_(False))
                 return rows[0] if rows else None
 
             claim = await eventually(fresh_claim, "a fresh claim of a 20 s slot", within=25,
@@ -143,7 +136,7 @@ async def test_three_replicas_run_every_slot_once_and_survive_a_kill_9(tmp_path:
             survivors = [r for r in replicas if r is not victim]
             key = (col(SlotClaimRow.provider) == claim.provider,
                    col(SlotClaimRow.slot) == claim.slot)
-            [after_kill] = await _rows(engine, SlotClaimRow, *key)
+            [after_kill] = await select_rows(engine, SlotClaimRow, *key)
             assert (after_kill.done, after_kill.claimed_by) == (False, claim.claimed_by), \
                 "the kill came too late: the victim had recorded its run"
 
@@ -152,7 +145,7 @@ async def test_three_replicas_run_every_slot_once_and_survive_a_kill_9(tmp_path:
             slot_end = _slot_end(slow_provider, claim.slot)
 
             async def taken_over() -> SlotClaimRow | None:
-                [row] = await _rows(engine, SlotClaimRow, *key)
+                [row] = await select_rows(engine, SlotClaimRow, *key)
                 return row if row.done else None
 
             taken = await eventually(
@@ -165,9 +158,9 @@ async def test_three_replicas_run_every_slot_once_and_survive_a_kill_9(tmp_path:
             stop_took = time.monotonic() - stop_started
             assert codes == [0, 0], "\n".join(r.tail() for r in survivors)
 
-            runs = await _rows(engine, RunRow)
-            claims = await _rows(engine, SlotClaimRow)
-            events = await _rows(engine, EventRow)
+            runs = await select_rows(engine, RunRow)
+            claims = await select_rows(engine, SlotClaimRow)
+            events = await select_rows(engine, EventRow)
         finally:
             await kill_all(replicas)
             await engine.dispose()
