@@ -20,6 +20,7 @@ from monitor.service.context import AppContext
 from monitor.service.scheduler import build_scheduler
 from monitor.store.db import migrate
 from monitor.store.tables import RunRow
+from tests.metrics import counter_total
 from tests.pgcluster import Cluster
 from tests.unit.scripted_smtp import Drip, ScriptedServer
 from tests.waiting import until
@@ -89,7 +90,7 @@ async def test_an_outage_is_three_log_lines_and_loses_no_recorded_result(
                 assert (await client.get("/readyz")).status_code == 503
                 await until(lambda: len(ctx.held) >= 1, "a held result")
                 held = [h.result.run_id for h in ctx.held]
-                await until(lambda: sum(s.get() for s in _samples(ctx, "slots_skipped")) >= 3,
+                await until(lambda: counter_total(ctx, "slots_skipped") >= 3,
                             "slots skipped while the database is away")
                 cluster.start()
                 await until(lambda: not ctx.held and not ctx.outage.down, "recovery")
@@ -111,17 +112,3 @@ async def test_an_outage_is_three_log_lines_and_loses_no_recorded_result(
     assert back.failed["slot"] >= 3 and back.failed["record"] >= 1  # type: ignore[attr-defined]
     noisy = [r for r in records.records if r.exc_info or r.levelno >= logging.ERROR]
     assert noisy == [], [r.getMessage() for r in noisy]
-
-
-def _samples(ctx: AppContext, metric: str) -> list[object]:
-    counter = getattr(ctx.metrics, metric)
-
-    class Sample:
-        def __init__(self, value: float) -> None:
-            self.value = value
-
-        def get(self) -> float:
-            return self.value
-
-    return [Sample(s.value) for m in counter.collect() for s in m.samples
-            if s.name.endswith("_total")]

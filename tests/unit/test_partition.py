@@ -14,6 +14,7 @@ from monitor.service.partition import ALIVE_FOR, heartbeat, mine, owner
 from monitor.service.probing import run_slot
 from monitor.store.db import migrate
 from monitor.store.tables import SlotClaimRow
+from tests.metrics import counter_total
 from tests.unit.scripted_smtp import ScriptedServer
 
 
@@ -57,7 +58,7 @@ async def test_each_slot_is_claimed_by_its_owner_alone_and_a_dead_ones_share_mov
             async with replicas[0].sessions() as session:
                 claims = (await session.exec(sa.select(SlotClaimRow))).scalars().all()
             assert len(claims) == len(config.providers)  # one attempt per slot, no race
-            assert sum(_value(ctx, "claims_lost") for ctx in replicas) == 0
+            assert sum(counter_total(ctx, "claims_lost") for ctx in replicas) == 0
             for claim in claims:
                 assert claim.claimed_by == owner(claim.provider, sorted(names))
 
@@ -80,9 +81,3 @@ async def test_each_slot_is_claimed_by_its_owner_alone_and_a_dead_ones_share_mov
         finally:
             for ctx in replicas:
                 await ctx.engine.dispose()
-
-
-def _value(ctx: AppContext, metric: str) -> float:
-    counter = getattr(ctx.metrics, metric)
-    return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
-
