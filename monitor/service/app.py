@@ -19,6 +19,7 @@ from monitor.service.context import AppContext
 from monitor.service.partition import leave
 from monitor.service.probing import record_held
 from monitor.service.scheduler import build_scheduler
+from monitor.service.slots import run_slots
 from monitor.service.subscriptions import sync_config_subscriptions
 from monitor.store.db import migrate, ping
 
@@ -50,7 +51,8 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
         await sync_config_subscriptions(ctx)
         scheduler = build_scheduler(ctx, jobs) if schedule else None
         stopping = asyncio.Event()
-        worker_tasks = [asyncio.create_task(worker(ctx, stopping)) for worker in workers]
+        running = [*workers, run_slots] if schedule else workers
+        worker_tasks = [asyncio.create_task(worker(ctx, stopping)) for worker in running]
         if scheduler is not None:
             scheduler.start()
         ctx.scheduler_running = True

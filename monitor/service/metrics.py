@@ -42,6 +42,19 @@ class Metrics:
         self.claims_lost = Counter(
             "monitor_slot_claims_lost", "Slots this replica tried to claim and another had: "
             "near zero once the replicas share the providers out", registry=r)
+        self.providers_owned = Gauge(
+            "monitor_providers_owned", "Providers whose slots this replica runs (its share "
+            "of the live replicas)", registry=r)
+        self.slot_lateness = Histogram(
+            "monitor_scheduler_lateness_seconds", "Slot fire time minus its boundary",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r)
+        self.slots_missed = Counter(
+            "monitor_slots_missed", "Slots not run: the slot clock woke after they ended",
+            registry=r)
+        self.slots_overrun = Counter(
+            "monitor_slots_overrun", "Slots not run: the provider's previous run was still "
+            "going", registry=r)
         self.results_held = Gauge("monitor_results_held",
                                   "Probe results waiting for the database to record them",
                                   registry=r)

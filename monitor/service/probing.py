@@ -36,13 +36,14 @@ def slot_for(provider: ProviderConfig, at: datetime) -> int:
     return int((at.timestamp() - slot_offset(provider)) // interval)
 
 
-async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | None:
-    """Claim this slot in the database; only the replica that wins runs the probe."""
+async def run_slot(ctx: AppContext, provider: ProviderConfig,
+                   slot: int | None = None) -> ProbeResult | None:
+    """Claim `slot` (default: the current one) in the database; only the winner probes."""
     if not mine(ctx, provider.name):
         return None  # another live replica's share: no claim attempt, no database call
     ctx.track_current()  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
-    slot = slot_for(provider, now)
+    slot = slot_for(provider, now) if slot is None else slot
     try:
         async with ctx.sessions() as session:
             claimed = await store.runs.claim_slot(session, provider.name, slot, ctx.replica, now,

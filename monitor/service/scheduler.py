@@ -1,15 +1,16 @@
-"""APScheduler 3 in memory: one job per provider, the receive poller, retention.
+"""APScheduler 3 in memory for the periodic chores: heartbeat, takeover, receive, retention.
 
-No persistent job store (APScheduler's FAQ: job stores must not be shared
-between processes). The schedule is rebuilt from config on every start and the
-database decides which replica runs each (provider, slot).
+Provider slots are not APScheduler jobs: one slot clock fires this replica's
+share (service/slots.py). No persistent job store (APScheduler's FAQ: job
+stores must not be shared between processes); the schedule is rebuilt from
+config on every start.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -18,7 +19,7 @@ from monitor import store
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
-from monitor.service.probing import record_held, run_slot, slot_offset, take_over_slots
+from monitor.service.probing import record_held, take_over_slots
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -32,43 +33,28 @@ CHECKS_EVERY = timedelta(seconds=10)
 TAKEOVER_EVERY = timedelta(seconds=2)
 
 
-def _aligned_start(interval: float, offset: float, now: datetime) -> datetime:
-    """The next slot boundary (plus the provider's phase) after now."""
-    epoch = now.timestamp()
-    k = int((epoch - offset) // interval) + 1
-    return datetime.fromtimestamp(k * interval + offset, UTC)
-
-
 def build_scheduler(ctx: AppContext,
                     extra_jobs: dict[str, tuple[Callable[[], Awaitable[object]],
                                                 timedelta]] | None = None) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
         "coalesce": True,  # missed runs collapse into one
-        "max_instances": 1,  # never two runs of one provider at once
+        "max_instances": 1,  # a slow pass is not started twice
         "misfire_grace_time": 30,
     })
     now = ctx.clock()
-    for provider in ctx.config.providers:
-        interval = provider.interval.total_seconds()
-        # No trigger jitter: APScheduler 3 adds it to the previous, already jittered
-        # fire time, so the schedule drifts and slots get skipped. run_slot jitters
-        # after claiming instead, and every fire lands on its slot's boundary.
-        scheduler.add_job(
-            run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
-                interval, slot_offset(provider), now)),
-            args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
     scheduler.add_job(guarded, IntervalTrigger(seconds=HEARTBEAT.total_seconds()),
                       args=(ctx, "heartbeat", lambda: heartbeat(ctx)), id="heartbeat",
-                      next_run_time=now)
+                      name="heartbeat", next_run_time=now)
     scheduler.add_job(guarded, IntervalTrigger(seconds=TAKEOVER_EVERY.total_seconds()),
-                      args=(ctx, "slot takeover", lambda: take_over_slots(ctx)), id="takeover",
+                      args=(ctx, "slot takeover", lambda: take_over_slots(ctx)),
+                      id="takeover", name="takeover",
                       next_run_time=now + timedelta(seconds=TAKEOVER_EVERY.total_seconds()))
     scheduler.add_job(guarded, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
-                      args=(ctx, "retention", lambda: prune(ctx)), id="retention",
+                      args=(ctx, "retention", lambda: prune(ctx)), id="retention", name="retention",
                       next_run_time=now + timedelta(seconds=30))
     for name, (job, every) in (extra_jobs or {}).items():
         scheduler.add_job(guarded, IntervalTrigger(seconds=every.total_seconds()),
-                          args=(ctx, name, job), id=name,
+                          args=(ctx, name, job), id=name, name=name,
                           next_run_time=now + timedelta(seconds=1))
     return scheduler
 

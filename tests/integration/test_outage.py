@@ -18,6 +18,7 @@ from monitor.config import Config
 from monitor.service.app import create_app
 from monitor.service.context import AppContext
 from monitor.service.scheduler import build_scheduler
+from monitor.service.slots import run_slots
 from monitor.store.db import migrate
 from monitor.store.tables import RunRow
 from tests.metrics import counter_total
@@ -77,6 +78,8 @@ async def test_an_outage_is_three_log_lines_and_loses_no_recorded_result(
         scheduler = build_scheduler(ctx)
         ctx.scheduler_running = True
         scheduler.start()
+        stopping = asyncio.Event()
+        clock = asyncio.create_task(run_slots(ctx, stopping))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             try:
@@ -100,7 +103,8 @@ async def test_an_outage_is_three_log_lines_and_loses_no_recorded_result(
                 assert len(recorded) > before
             finally:  # as the service stops: pause, let claimed slots finish, shut down
                 scheduler.pause()
-                await asyncio.sleep(0)  # a job APScheduler has just submitted registers itself
+                stopping.set()
+                await clock
                 pending = list(ctx.inflight)
                 if pending:
                     await asyncio.wait(pending, timeout=10)

@@ -1,6 +1,6 @@
 """Several replicas on one PostgreSQL: every (provider, slot) runs once, every
 webhook attempt is sent once. The clock is injected; nothing waits for wall time
-except the one test of APScheduler's own timer, which waits for a condition."""
+except the one test of the slot clock's own timer, which waits for a condition."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from monitor.config import Config
 from monitor.service.context import AppContext
 from monitor.service.outbox import Outbox
 from monitor.service.probing import run_slot, slot_for, slot_offset
-from monitor.service.scheduler import build_scheduler
+from monitor.service.slots import run_slots
 from monitor.store.db import migrate
 from monitor.store.tables import DeliveryAttemptRow, RunRow, SlotClaimRow
 from tests.databases import postgres_database
@@ -62,15 +62,14 @@ async def test_two_replicas_racing_for_every_slot_run_each_once() -> None:
     assert {c.claimed_by for c in claims} == {ctx.replica for ctx in replicas}
 
 
-async def test_the_scheduler_fires_each_provider_on_its_slot_boundaries() -> None:
+async def test_the_slot_clock_fires_each_provider_on_its_slot_boundaries() -> None:
     async with ScriptedServer() as server, postgres_database() as url:
         config = _config(server.port, interval="1s")
         replicas = [AppContext.create(config, url) for _ in range(2)]
         await migrate(replicas[0].engine)
-        schedulers = [build_scheduler(ctx) for ctx in replicas]
+        stopping = asyncio.Event()
+        clocks = [asyncio.create_task(run_slots(ctx, stopping)) for ctx in replicas]
         try:
-            for scheduler in schedulers:
-                scheduler.start()
             started = datetime.now(UTC)
             deadline = time.monotonic() + 30
             while True:
@@ -82,15 +81,14 @@ async def test_the_scheduler_fires_each_provider_on_its_slot_boundaries() -> Non
                 assert time.monotonic() < deadline, Counter(r.provider for r in runs)
                 await asyncio.sleep(0.2)
         finally:
-            for scheduler in schedulers:
-                scheduler.pause()
+            stopping.set()
+            await asyncio.wait(clocks, timeout=5)
             pending = [t for ctx in replicas for t in ctx.inflight]
             if pending:
                 await asyncio.wait(pending, timeout=10)
-            for scheduler in schedulers:
-                scheduler.shutdown(wait=False)
             for ctx in replicas:
                 await ctx.engine.dispose()
+    assert all(clock.done() and clock.exception() is None for clock in clocks)
     assert max(Counter((r.provider, r.slot) for r in runs).values()) == 1
     for run in runs:
         provider = config.provider(run.provider)
