@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from typing import Any
 
@@ -10,25 +11,42 @@ from starlette.responses import JSONResponse, Response
 
 from monitor import store
 from monitor.api.auth import Scope
+from monitor.api.caching import cached_json
 from monitor.api.errors import ApiError
 from monitor.api.params import cursor_param, encode_cursor, int_param
 from monitor.api.registry import Endpoint, Param
-from monitor.api.schemas import ProbeRun, ProviderList, ProviderState, ProviderView, ResultPage
+from monitor.api.schemas import (
+    LastRun,
+    ProbeRun,
+    ProviderList,
+    ProviderState,
+    ProviderSummary,
+    ProviderView,
+    ResultPage,
+)
 from monitor.config import ProviderConfig
 from monitor.service.context import AppContext
 from monitor.service.probing import probe_and_record
 from monitor.store.tables import ProviderStateRow, RunRow
+
+LIST_PAGE = 100
+MAX_LIST_PAGE = 1000
 
 # One on-demand probe per provider per this many seconds (each replica): a probe
 # opens a real SMTP session, and providers rate-limit or block eager clients.
 PROBE_NOW_INTERVAL = 10.0
 
 
+def _settings(provider: ProviderConfig) -> dict[str, Any]:
+    return {"name": provider.name, "host": provider.host, "port": provider.port,
+            "tls": provider.tls.value, "mode": provider.mode.value,
+            "interval_seconds": provider.interval.total_seconds()}
+
+
 def _view(provider: ProviderConfig, state: ProviderStateRow | None,
           last: RunRow | None) -> dict[str, Any]:
     view = ProviderView(
-        name=provider.name, host=provider.host, port=provider.port, tls=provider.tls.value,
-        mode=provider.mode.value, interval_seconds=provider.interval.total_seconds(),
+        **_settings(provider),
         state=ProviderState(
             health=state.state.get("health", "unknown"),
             delivery=state.state.get("delivery", "unknown"),
@@ -38,6 +56,17 @@ def _view(provider: ProviderConfig, state: ProviderStateRow | None,
             last_run_id=state.last_run_id) if state else None,
         last_result=last.result if last else None)
     return view.model_dump(mode="json")
+
+
+def _summary(provider: ProviderConfig, row: ProviderStateRow | None) -> ProviderSummary:
+    state = row.state if row else {}
+    return ProviderSummary(
+        **_settings(provider),
+        health=state.get("health", "unknown"), delivery=state.get("delivery", "unknown"),
+        degraded=state.get("degraded", False),
+        consecutive_failures=state.get("consecutive_failures", 0),
+        codes={key: pair[0] for key, pair in state.get("codes", {}).items()},
+        last_run=LastRun.model_validate(row.summary) if row and row.summary else None)
 
 
 def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
@@ -50,12 +79,19 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
             raise ApiError(404, f"no provider named {name!r}")
         return provider
 
+    by_name = sorted(ctx.config.providers, key=lambda p: p.name)
+
     async def list_providers(request: Request) -> Response:
+        limit = int_param(request, "limit", LIST_PAGE, low=1, high=MAX_LIST_PAGE)
+        after = cursor_param(request)
+        start = bisect.bisect_right([p.name for p in by_name], after) if after else 0
+        page = by_name[start:start + limit]
         async with ctx.sessions() as session:
-            states = {s.provider: s for s in await store.runs.states(session)}
-            last = await store.runs.last_runs(session)
-            items = [_view(p, states.get(p.name), last.get(p.name)) for p in ctx.config.providers]
-        return JSONResponse({"items": items})
+            rows = await store.runs.states_of(session, [p.name for p in page])
+        more = start + limit < len(by_name)
+        body = ProviderList(items=[_summary(p, rows.get(p.name)) for p in page],
+                            next_cursor=encode_cursor(page[-1].name) if more else None)
+        return cached_json(request, body.model_dump_json().encode())
 
     async def get_provider(request: Request) -> Response:
         provider = provider_or_404(request)
@@ -92,8 +128,14 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
     paging = (Param("limit", "integer", "Page size", minimum=1, maximum=200),
               Param("cursor", description="From `next_cursor` of the previous page"))
     return [
-        Endpoint("GET", "/v1/providers", list_providers, "Providers with state and last result",
-                 response=ProviderList),
+        Endpoint("GET", "/v1/providers", list_providers,
+                 "Providers by name, each with its state and its last run in brief; "
+                 "`ETag`/`If-None-Match` answer 304 when nothing changed",
+                 query=(Param("limit", "integer", "Page size", minimum=1,
+                              maximum=MAX_LIST_PAGE),
+                        Param("cursor", description="From `next_cursor` of the previous page")),
+                 errors=(400,), response=ProviderList, conditional=True,
+                 headers={"ETag": "the page's version, for If-None-Match"}),
         Endpoint("GET", "/v1/providers/{name}", get_provider, "One provider", errors=(404,),
                  response=ProviderView),
         Endpoint("GET", "/v1/providers/{name}/results", results,

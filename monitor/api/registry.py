@@ -42,6 +42,7 @@ class Endpoint:
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)  # documented response headers
+    conditional: bool = False  # answers If-None-Match with 304 (monitor.api.caching)
 
 
 def routes(endpoints: Sequence[Endpoint], tokens: Tokens) -> list[Route]:
@@ -94,6 +95,12 @@ def openapi(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict[
                     "description": p.description, "schema": _param_schema(p),
                     **({"style": "form", "explode": True} if p.repeated else {})}
                    for p in e.query]
+        if e.conditional:
+            params.append({"name": "If-None-Match", "in": "header", "required": False,
+                           "description": "An ETag from an earlier answer",
+                           "schema": {"type": "string"}})
+            operation["responses"]["304"] = {
+                "description": "Not modified: the ETag given is still current"}
         if params:
             operation["parameters"] = params
         if e.body is not None:

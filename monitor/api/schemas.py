@@ -46,20 +46,51 @@ class ProviderState(Out):
     last_run_id: str | None
 
 
-class ProviderView(Out):
+class ProviderSettings(Out):
+    """What the configuration says of a provider."""
+
     name: str
     host: str
     port: int
     tls: str
     mode: str
     interval_seconds: float
+
+
+class ProviderView(ProviderSettings):
     state: ProviderState | None
     last_result: dict[str, Any] | None = Field(
         description="The last probe result (the model `monitor probe --json` prints)")
 
 
+class LastRun(Out):
+    run_id: str
+    started_at: datetime
+    duration_ms: float
+    ok: bool
+    failed_step: str | None
+    code: int | None = Field(description="The failing step's reply code")
+    enhanced_code: str | None
+    failure_class: str | None
+    diagnosis: str | None = Field(description="What went wrong, in one line (clipped)")
+    tls_verified: bool | None
+    certificate_not_after: datetime | None
+
+
+class ProviderSummary(ProviderSettings):
+    health: str
+    delivery: str
+    degraded: bool
+    consecutive_failures: int
+    codes: dict[str, int | None] = Field(
+        description="The last reply code per step (`rcpt:<address>` per recipient)")
+    last_run: LastRun | None = Field(
+        description="The last run in brief; the whole result is at /v1/providers/{name}")
+
+
 class ProviderList(Out):
-    items: list[ProviderView]
+    items: list[ProviderSummary]
+    next_cursor: str | None
 
 
 class ResultPage(Out):

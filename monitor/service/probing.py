@@ -13,6 +13,7 @@ from monitor.config import ProviderConfig
 from monitor.events.detect import detect
 from monitor.events.model import Event
 from monitor.probe import ProbeResult, run_probe
+from monitor.probe.summary import summarize
 from monitor.receive import pending_tokens
 from monitor.service.context import AppContext, HeldResult
 from monitor.service.outage import unreachable
@@ -192,7 +193,7 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
         else:
             state, events = detect(previous, result, provider.thresholds, now)
             store.runs.add_run(session, result, slot)
-            await store.runs.save_state(session, provider.name, state, now)
+            await store.runs.save_state(session, provider.name, state, now, summarize(result))
             await store.events.add_events(session, events, now)
         for pending in pending_tokens(result, ctx.config):
             store.tokens.add_pending(

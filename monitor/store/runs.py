@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.events.state import ProviderState
 from monitor.probe.result import ProbeResult
+from monitor.probe.summary import RunSummary
 from monitor.store.db import insert_unique, is_postgres
 from monitor.store.tables import (
     ProviderStateRow,
@@ -89,14 +90,18 @@ async def load_state(session: AsyncSession, provider: str, now: datetime) -> Pro
 
 
 async def save_state(session: AsyncSession, provider: str, state: ProviderState,
-                     now: datetime) -> None:
+                     now: datetime, last: RunSummary | None = None) -> None:
+    """`last`: the run this state follows (None: the state changed without a run)."""
     row = await session.get(ProviderStateRow, provider)
     data = state.model_dump(mode="json")
+    summary = last.model_dump(mode="json") if last else None
     if row is None:
-        session.add(ProviderStateRow(provider=provider, state=data,
+        session.add(ProviderStateRow(provider=provider, state=data, summary=summary,
                                      last_run_id=state.last_run_id, updated_at=now))
     else:
         row.state, row.last_run_id, row.updated_at = data, state.last_run_id, now
+        if summary is not None:
+            row.summary = summary
         session.add(row)
 
 
@@ -133,6 +138,16 @@ async def last_run(session: AsyncSession, provider: str) -> RunRow | None:
 async def states(session: AsyncSession) -> Sequence[ProviderStateRow]:
     return (await session.exec(select(ProviderStateRow).order_by(
         col(ProviderStateRow.provider)))).all()
+
+
+async def states_of(session: AsyncSession,
+                    providers: Sequence[str]) -> dict[str, ProviderStateRow]:
+    """The state rows of `providers` (one page of a list), by primary key."""
+    if not providers:
+        return {}
+    rows = (await session.exec(select(ProviderStateRow).where(
+        col(ProviderStateRow.provider).in_(providers)))).all()
+    return {row.provider: row for row in rows}
 
 
 async def state(session: AsyncSession, provider: str) -> ProviderStateRow | None:

@@ -14,8 +14,17 @@ from monitor.events.model import Event, EventType
 from monitor.ids import new_id
 from monitor.service.context import AppContext
 from monitor.service.subscriptions import sync_config_subscriptions
-from monitor.store.db import SchemaTooNew, current_revision, head_revision, make_engine, migrate
+from monitor.store.db import (
+    SchemaTooNew,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+    sessions,
+)
 from monitor.store.tables import DeliveryRow, SubscriptionRow
+from tests.integration.test_crypto import at_revision
+from tests.unit.test_detect import run as run_result
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -216,5 +225,30 @@ async def test_the_migrations_build_exactly_the_models(url: str) -> None:
         async with engine.connect() as connection:
             diff = await connection.run_sync(differences)
         assert diff == [], diff
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_gives_existing_providers_the_summary_of_their_last_run(
+        url: str) -> None:
+    result = run_result(rcpt=(451, "4.7.1"), not_after=NOW + timedelta(days=9))
+    engine = make_engine(url)
+    try:
+        await at_revision(engine, "0008")
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(
+                "INSERT INTO run (id, provider, started_at, duration_ms, ok, result) "
+                "VALUES (:id, 'p', :now, 50, false, :result)"),
+                {"id": result.run_id, "now": NOW, "result": result.model_dump_json()})
+            await connection.execute(sa.text(
+                "INSERT INTO provider_state (provider, state, last_run_id, updated_at) "
+                "VALUES ('p', '{}', :id, :now)"), {"id": result.run_id, "now": NOW})
+        await migrate(engine)
+        async with AppContext(config=Config(), engine=engine,
+                              sessions=sessions(engine)).sessions() as session:
+            row = await store.runs.state(session, "p")
+        assert row is not None and row.summary is not None
+        assert (row.summary["failed_step"], row.summary["code"]) == ("rcpt", 451)
+        assert row.summary["certificate_not_after"].startswith("2026-12-08")
     finally:
         await engine.dispose()
