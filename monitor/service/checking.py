@@ -89,8 +89,11 @@ async def _save(ctx: AppContext, report: CheckReport) -> None:
             session, report.id, status=report.status.value,
             report=report.model_dump(mode="json", by_alias=True),
             finished_at=report.finished_at, replica=ctx.replica)
-        if saved and report.finished_at is not None:
+        completed = saved and report.finished_at is not None
+        if completed:
             await store.events.add_events(session, [completed_event(report)], ctx.clock())
+    if completed:
+        ctx.outbox_wake.set()
 
 
 async def _keep_lease(ctx: AppContext, check_id: str) -> None:

@@ -64,6 +64,9 @@ class AppContext:
     held_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The live replicas, as of the last heartbeat (service/partition.py); empty: unknown.
     live: tuple[str, ...] = ()
+    # Set once deliveries were queued and committed here, or NOTIFYed by another replica:
+    # the outbox sends at once instead of at its next poll.
+    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.outage = DatabaseOutage(lambda: self.clock())

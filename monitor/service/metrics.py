@@ -29,6 +29,9 @@ class Metrics:
         self.delivery_latency = Histogram("monitor_webhook_delivery_latency_seconds",
                                           "Webhook request latency", ["kind"],
                                           buckets=_LATENCY_BUCKETS, registry=r)
+        self.outbox_listening = Gauge(
+            "monitor_outbox_listening", "1 while the outbox hears other replicas' NOTIFY "
+            "(PostgreSQL); 0: it relies on its poll", registry=r)
         self.outbox_depth = Gauge("monitor_outbox_depth", "Deliveries waiting to be sent",
                                   registry=r)
         self.receive = Counter("monitor_receive_results", "Receive-side results",

@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -48,6 +50,7 @@ from monitor.webhooks.signing import active_secrets
 log = logging.getLogger("monitor.outbox")
 
 POLL_INTERVAL = 0.5
+LISTEN_RETRY = 2.0  # seconds between attempts to LISTEN again after the connection went
 LEASE_FLOOR = 5.0  # seconds: a lease is the request timeout (at least this) plus this
 # Added to a paced channel's interval when its turn is claimed. The turn says when a
 # request starts; the receiver counts when it arrives, and one replica's request can take
@@ -86,9 +89,18 @@ class Outbox:
         self.renew_every = self.lease.total_seconds() / 3
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Deliver until `stopping` is set; finishes the batch in hand first."""
+        """Deliver until `stopping` is set; finishes the batch in hand first.
+
+        A pass runs when woken (ctx.outbox_wake: a commit here, a NOTIFY from
+        another replica) or every POLL_INTERVAL, which also catches retries
+        falling due and any wake-up that was lost.
+        """
+        wake = self.ctx.outbox_wake
+        chores = [asyncio.create_task(_wake_on(stopping, wake)),
+                  asyncio.create_task(listen(self.ctx, stopping))]
         try:
             while not stopping.is_set():
+                wake.clear()  # before the pass: a commit during it wakes the next one
                 try:
                     sent = await self.deliver_due()
                 except Exception as exc:  # nothing may kill the worker
@@ -102,8 +114,11 @@ class Outbox:
                     self.ctx.outage.reached()
                 if not sent:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
+                        await asyncio.wait_for(wake.wait(), POLL_INTERVAL)
         finally:
+            for chore in chores:
+                chore.cancel()
+            await asyncio.gather(*chores, return_exceptions=True)
             await self.client.aclose()
 
     async def deliver_due(self) -> int:
@@ -284,6 +299,47 @@ class Outbox:
             "attempt": attempt_no, "status": result.status, "outcome": outcome.kind.value,
             "next_attempt_at": next_at.isoformat() if next_at else None,
             "reason": outcome.reason if status != "delivered" else None})
+
+
+async def _wake_on(stopping: asyncio.Event, wake: asyncio.Event) -> None:
+    await stopping.wait()
+    wake.set()
+
+
+async def listen(ctx: AppContext, stopping: asyncio.Event) -> None:
+    """Hold a LISTEN for other replicas' NOTIFY (PostgreSQL); reconnect when it drops.
+
+    Best effort by design: while it is down (the database away) the poll
+    delivers, at most POLL_INTERVAL later; a drop is therefore not logged.
+    """
+    while not stopping.is_set():
+        lost = asyncio.Event()
+        try:
+            async with store.notify.listening(ctx.engine, ctx.outbox_wake.set,
+                                              lost.set) as listening:
+                if not listening:
+                    return  # SQLite: one process, woken in process
+                ctx.outbox_wake.set()  # anything NOTIFYed while we were not listening
+                ctx.metrics.outbox_listening.set(1)
+                try:
+                    await _first(stopping.wait(), lost.wait())
+                finally:
+                    ctx.metrics.outbox_listening.set(0)
+        except Exception as exc:
+            if not unreachable(exc):
+                log.warning("outbox listener failed; polling meanwhile", extra={
+                    "action": "outbox_listen_failed", "error": type(exc).__name__})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), LISTEN_RETRY)
+
+
+async def _first(*waits: Coroutine[Any, Any, object]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def outbox_worker(ctx: AppContext, stopping: asyncio.Event) -> None:

@@ -200,4 +200,6 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
                 session, token=pending.token, run_id=pending.run_id, provider=pending.provider,
                 mailbox=pending.mailbox, accepted_at=pending.accepted_at,
                 deadline=pending.deadline)
+    if events:
+        ctx.outbox_wake.set()  # committed: the outbox sends now, not at its next poll
     return events

@@ -110,6 +110,8 @@ async def settle(ctx: AppContext, result: ReceiveResult) -> None:
                                         configured)
         await store.runs.save_state(session, result.provider, state, now)
         await store.events.add_events(session, events, now)
+    if events:
+        ctx.outbox_wake.set()
     ctx.metrics.receive.labels(result.provider, result.mailbox,
                                result.placement.value if result.placement else "missing").inc()
     log.info("receive result", extra={

@@ -9,6 +9,7 @@ SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(..
     subscriptions  subscriptions (API and config sync), secrets re-encrypted
     checks         pre-campaign checks and their reports, leased while they run
     inbound        mail posted to /inbound/{mailbox}, for every replica's poller
+    notify         NOTIFY/LISTEN that wakes every replica's outbox at commit
     pacing         when a paced destination (a Slack URL) may next be sent to
     replicas       heartbeats: who is alive to share the providers
     retention      what goes with age
@@ -18,6 +19,7 @@ from monitor.store import (
     checks,
     events,
     inbound,
+    notify,
     outbox,
     pacing,
     replicas,
@@ -27,5 +29,5 @@ from monitor.store import (
     tokens,
 )
 
-__all__ = ["checks", "events", "inbound", "outbox", "pacing", "replicas", "retention",
+__all__ = ["checks", "events", "inbound", "notify", "outbox", "pacing", "replicas", "retention",
            "runs", "subscriptions", "tokens"]

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.events.model import Event
 from monitor.ids import new_id
+from monitor.store.notify import notify_queued
 from monitor.store.tables import (
     DeliveryRow,
     EventRow,
@@ -38,6 +39,8 @@ async def add_events(session: AsyncSession, events: Sequence[Event], now: dateti
                 session.add(DeliveryRow(id=new_id(), event_id=event.id, subscription_id=sub.id,
                                         next_attempt_at=now, created_at=now))
                 queued += 1
+    if queued:
+        await notify_queued(session)
     return queued
 
 
