@@ -5,18 +5,17 @@ Public surface:
     pending_tokens(probe_result, config) -> list[PendingToken]     after a send
     poll_pending(config, pending, now=None, *, options) -> list[ReceiveResult]
     wait_for_arrival(config, pending, on_progress=None, *, options) -> ReceiveResult
-    inbound_routes(config, data_dir, *, max_bytes) / inbound_app(...)   HTTP intake
     ReceiveOptions (data_dir, authserv_id, timeouts, sweep age)
 
 Backends, one module each (imap, pop3, maildir, inbound) holding the kind's config
 model and its `MailboxBackend`, listed in `registry.KINDS`, from which config
 validation and `BACKENDS` (kind -> backend) are derived. Nothing here raises out
-of a check; exceptions are classified once, in `errors.classify`.
+of a check; exceptions are classified once, in `errors.classify`. The HTTP intake
+of the inbound kind is `monitor.receive.intake` (kept out of here: it loads starlette).
 """
 
 from monitor.receive.authresults import AuthResults, auth_results
 from monitor.receive.backend import MailboxBackend, ReceiveOptions
-from monitor.receive.inbound import DEFAULT_MAX_BYTES, inbound_app, inbound_routes
 from monitor.receive.poller import (
     pending_tokens,
     poll_mailbox,
@@ -35,7 +34,6 @@ from monitor.receive.result import (
 
 __all__ = [
     "BACKENDS",
-    "DEFAULT_MAX_BYTES",
     "KINDS",
     "MODELS",
     "AuthResults",
@@ -47,8 +45,6 @@ __all__ = [
     "ReceiveResult",
     "ReceiveStatus",
     "auth_results",
-    "inbound_app",
-    "inbound_routes",
     "pending_tokens",
     "poll_mailbox",
     "poll_pending",

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from monitor import store
 from monitor.api import EXCEPTION_HANDLERS, Tokens, api_routes
 from monitor.config import load_config
-from monitor.receive import ReceiveOptions, inbound_routes
+from monitor.receive import ReceiveOptions
+from monitor.receive.intake import inbound_routes
 from monitor.service.app import create_app
 from monitor.service.checking import resume_abandoned
 from monitor.service.context import AppContext

@@ -244,7 +244,7 @@ async def test_events_and_status_read_the_database(tmp_path: Path) -> None:
 
 
 def test_start_up_imports_only_what_the_command_needs(tmp_path: Path) -> None:
-    """`monitor probe` must not pay for the database, HTTP client and DNS stacks, nor
+    """`monitor probe` must not pay for the database, HTTP client and server, DNS stacks, nor
     building the parser for anything but the standard library (a cron job pays each run)."""
     import subprocess
 
@@ -260,7 +260,8 @@ print(sorted(heavy & {{m.split(".")[0] for m in sys.modules}}))
 from monitor.cli.main import main
 code = main(["probe", "p", "--config", {str(config)!r}])
 print(code, sorted({{m.split(".")[0] for m in sys.modules}} & {{
-    "sqlalchemy", "sqlmodel", "alembic", "aiosqlite", "asyncpg", "httpx", "dns", "uvicorn"}}))
+    "sqlalchemy", "sqlmodel", "alembic", "aiosqlite", "asyncpg", "httpx", "dns", "uvicorn",
+    "starlette", "python_multipart"}}))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60, check=True)

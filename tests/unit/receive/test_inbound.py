@@ -20,9 +20,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from monitor.config import Config, MailboxConfig
-from monitor.receive import ReceiveOptions, ReceiveStatus, inbound, inbound_app, poll_pending
+from monitor.receive import ReceiveOptions, ReceiveStatus, inbound, intake, poll_pending
 from monitor.receive.errors import ReceiveError
 from monitor.receive.inbound import StoredMessage
+from monitor.receive.intake import inbound_app
 from monitor.receive.maildir import inbound_dir
 from monitor.results import FailureClass
 from tests.unit.receive.fakes import pending
@@ -333,7 +334,7 @@ async def test_forms_are_parsed_off_the_event_loop(client: httpx.AsyncClient, tm
     """While one form is being parsed, the loop answers another request."""
     parsing, release = threading.Event(), threading.Event()
     seen: dict[str, object] = {}
-    real = inbound._multipart_fields
+    real = intake._multipart_fields
 
     def slow_parse(body: bytes, boundary: bytes) -> dict[bytes, bytes]:
         seen["thread"] = threading.get_ident()
@@ -342,7 +343,7 @@ async def test_forms_are_parsed_off_the_event_loop(client: httpx.AsyncClient, tm
         seen["released"] = release.wait(timeout=5)
         return real(body, boundary)
 
-    monkeypatch.setattr(inbound, "_multipart_fields", slow_parse)
+    monkeypatch.setattr(intake, "_multipart_fields", slow_parse)
     form = asyncio.create_task(client.post(f"/inbound/hook?token={SECRET}",
                                            files=sendgrid(probe_message("dm-slow"))))
     assert await asyncio.to_thread(parsing.wait, 5)
@@ -417,7 +418,7 @@ async def test_a_store_that_is_away_is_503_so_the_esp_retries(config: Config,
         response = await client.post("/inbound/hook", content=probe_message(), headers={
             "Content-Type": "message/rfc822", "Authorization": f"Bearer {SECRET}"})
     assert response.status_code == 503
-    assert response.headers["retry-after"] == str(inbound.RETRY_AFTER_SECONDS)
+    assert response.headers["retry-after"] == str(intake.RETRY_AFTER_SECONDS)
     assert response.json()["error"]["code"] == "unavailable"
     assert stored(tmp_path) == [], "no fallback to the local disk"
 
