@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bench import api_latency, clients, serve_load
+from bench import alerts, api_latency, clients, serve_load
 from bench.report import table
 from bench.scenarios import FULL, QUICK, Bench
 from bench.server import ServerProcess
@@ -42,6 +42,8 @@ def main() -> int:
         return serve_load.main(sys.argv[2:])
     if sys.argv[1:2] == ["api-latency"]:  # its own options: `python -m bench api-latency -h`
         return api_latency.main(sys.argv[2:])
+    if sys.argv[1:2] == ["alerts"]:  # its own options: `python -m bench alerts -h`
+        return alerts.main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="small counts: a smoke run of every scenario in ~30 s")
