@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from monitor.events.state import ProviderState
 from monitor.probe.result import ProbeResult
 from monitor.probe.summary import RunSummary
-from monitor.store.db import insert_unique, is_postgres
+from monitor.store.db import is_postgres
 from monitor.store.tables import (
     ProviderStateRow,
     RunRow,
@@ -28,10 +28,17 @@ from monitor.store.tables import (
 
 async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: str,
                      now: datetime, lease: timedelta) -> bool:
-    """Insert (provider, slot); exactly one replica succeeds. Commits on its own."""
-    return await insert_unique(session, SlotClaimRow(
+    """Insert (provider, slot); exactly one replica succeeds. Commits on its own.
+
+    One INSERT ... ON CONFLICT DO NOTHING, not an ORM add that fails on the key: the
+    loser learns it from the row count, with no exception and no rollback to pay for.
+    """
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    result = await session.exec(insert(SlotClaimRow).values(
         provider=provider, slot=slot, claimed_by=replica, claimed_at=now,
-        lease_until=now + lease, done=False))
+        lease_until=now + lease, done=False).on_conflict_do_nothing())
+    await session.commit()
+    return bool(result.rowcount)
 
 
 async def open_claims(session: AsyncSession, now: datetime, since: datetime, *,
