@@ -181,13 +181,23 @@ def add_history(database: Path, copies: int) -> int:
 
 
 def check_list(client: httpx.Client, providers: int) -> None:
-    """The list the benchmark times is the one it claims: every provider, each with a result."""
+    """The list the benchmark times is the one it claims: every provider (one page of
+    the default size), each with its last run."""
     items = client.get(LIST).raise_for_status().json()["items"]
     if len(items) != providers:
         raise RuntimeError(f"{LIST} returned {len(items)} items, expected {providers}")
-    empty = [item["name"] for item in items if item["last_result"] is None]
+    empty = [item["name"] for item in items if item["last_run"] is None]
     if empty:
-        raise RuntimeError(f"{len(empty)} providers without last_result, e.g. {empty[:3]}")
+        raise RuntimeError(f"{len(empty)} providers without last_run, e.g. {empty[:3]}")
+
+
+def page_plan(database: Path, names: Sequence[str]) -> list[str]:
+    """SQLite's plan for the one query a page of the list makes (store.runs.states_of)."""
+    marks = ", ".join("?" for _ in names)
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute("EXPLAIN QUERY PLAN SELECT * FROM provider_state "
+                          f"WHERE provider IN ({marks})", list(names)).fetchall()
+    return [row[-1] for row in rows]
 
 
 # -- measuring -------------------------------------------------------------------------
@@ -409,6 +419,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
           f"measured {serve_exit}")
     for note in log_summary(log):
         print(f"  serve log: {note}")
+    plan = page_plan(serve.database, [_name(i) for i in range(args.providers)])
+    print(f"query plan of a page ({args.providers} names): {'; '.join(plan)}")
     for note in failures(serve.database):
         print(f"  failed runs: {note}")
     if profiled:

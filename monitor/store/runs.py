@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -147,14 +148,17 @@ async def states(session: AsyncSession) -> Sequence[ProviderStateRow]:
         col(ProviderStateRow.provider)))).all()
 
 
-async def states_of(session: AsyncSession,
-                    providers: Sequence[str]) -> dict[str, ProviderStateRow]:
-    """The state rows of `providers` (one page of a list), by primary key."""
+async def states_of(session: AsyncSession, providers: Sequence[str]
+                    ) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(state, summary) of `providers` (one page of a list), by primary key: plain
+    JSON, no ORM objects, as the list serves them as they are."""
     if not providers:
         return {}
-    rows = (await session.exec(select(ProviderStateRow).where(
-        col(ProviderStateRow.provider).in_(providers)))).all()
-    return {row.provider: row for row in rows}
+    table = ProviderStateRow.__table__  # type: ignore[attr-defined]
+    rows = (await session.execute(
+        sa.select(table.c.provider, table.c.state, table.c.summary)
+        .where(table.c.provider.in_(providers)))).all()
+    return {provider: (state or {}, summary) for provider, state, summary in rows}
 
 
 async def state(session: AsyncSession, provider: str) -> ProviderStateRow | None:

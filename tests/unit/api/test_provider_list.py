@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from monitor.api import EXCEPTION_HANDLERS, Tokens, api_routes
+from monitor.api.schemas import ProviderList
 from monitor.config import Config
 from monitor.ids import new_id
 from monitor.probe.result import Certificate, Diagnosis, ProbeResult, Step, StepResult, TlsInfo
@@ -73,6 +74,7 @@ async def test_pages_list_every_provider_once_by_name_in_under_a_kilobyte_each(
             "limit": 50, **({"cursor": cursor} if cursor else {})})
         assert response.status_code == 200, response.text
         body = response.json()
+        ProviderList.model_validate(body)  # the documented shape, no key more or less
         pages += 1
         for item in body["items"]:
             assert len(json.dumps(item)) <= 1024, item
