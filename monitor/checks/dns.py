@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
+import dns.flags
 import dns.name
 import dns.rdatatype
 import dns.resolver
@@ -42,6 +43,9 @@ class Lookup:
     records: tuple[object, ...] = ()
     missing: str | None = None
     error: str | None = None
+    # The resolver set the AD bit: it validated the answer with DNSSEC (RFC 4035 §3.2.3).
+    # Only as trustworthy as the path to the resolver; DANE (RFC 7672 §2.2) needs it.
+    authentic: bool = False
 
 
 def make_resolver(nameserver: tuple[str, int] | None, *, timeout: float,
@@ -54,6 +58,8 @@ def make_resolver(nameserver: tuple[str, int] | None, *, timeout: float,
     resolver.timeout = timeout
     resolver.lifetime = lifetime
     resolver.cache = None  # a check must see the records as they are now
+    # AD in the query asks a validating resolver to say whether it validated (RFC 6840 §5.7).
+    resolver.flags = dns.flags.RD | dns.flags.AD
     return resolver
 
 
@@ -74,7 +80,8 @@ async def lookup(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -
         return Lookup(error=f"{rdtype} lookup for {name} failed: {exc.strerror or exc}")
     if answer.rrset is None or len(answer.rrset) == 0:
         return Lookup(missing=f"{name} has no {rdtype} record")
-    return Lookup(records=tuple(answer.rrset))
+    return Lookup(records=tuple(answer.rrset),
+                  authentic=bool(answer.response.flags & dns.flags.AD))
 
 
 def _short(exc: BaseException) -> str:

@@ -87,6 +87,32 @@ def parse_spf(record: str) -> SpfParse:
                     warnings=tuple(warnings))
 
 
+@dataclass(frozen=True)
+class SpfTerm:
+    """One term of a parseable record: a mechanism (qualifier, name, argument after
+    `:` or `/`) or a modifier (`name=value`, qualifier empty)."""
+
+    name: str
+    value: str
+    qualifier: str = ""
+    modifier: bool = False
+
+
+def spf_terms(record: str) -> list[SpfTerm]:
+    """The terms of a record `parse_spf` accepted, in order, names lowercased."""
+    out = []
+    for term in record.split()[1:]:
+        modifier = _MODIFIER.match(term)
+        if modifier is not None:
+            out.append(SpfTerm(modifier.group(1).lower(), modifier.group(2), modifier=True))
+            continue
+        match = _MECHANISM.match(term)
+        if match is not None:
+            out.append(SpfTerm(match.group(2).lower(), match.group(3).removeprefix(":"),
+                               match.group(1) or "+"))
+    return out
+
+
 def _mechanism_error(term: str) -> str | None:
     match = _MECHANISM.match(term)
     if match is None:
