@@ -21,6 +21,11 @@ from email.utils import parseaddr
 MAX_HEADER_BYTES = 256 * 1024
 # `from host (helo [192.0.2.1])`, `from host (rdns [192.0.2.1]) by ...`, IPv6:... inside [].
 _FROM_IP = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
+# A receiver's own hops: RFC 1918, loopback, link-local, CGNAT (RFC 6598), ULA. Not
+# `ipaddress.is_global`, which also calls the documentation ranges non-global.
+_INTERNAL = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+    "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10"))
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ def sending_ip(raw: bytes) -> Sender:
                 ip = ipaddress.ip_address(candidate)
             except ValueError:
                 continue
-            if ip.is_global:
+            if not any(ip in net for net in _INTERNAL if net.version == ip.version):
                 return Sender(str(ip), text)
             first = first or Sender(str(ip), text, public=False)
     return first or Sender(None, None)
