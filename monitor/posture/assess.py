@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from dns.rdtypes.ANY.MX import MX
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.config.models import Settings
 from monitor.posture import bimi, dane, dkim, dmarc, dnsbl, mta_sts, rdns, spf, tls_rpt
 from monitor.posture.finding import Finding, Severity, by_severity, info
 from monitor.posture.received import sending_ip
@@ -34,6 +35,10 @@ class PostureOptions:
     ip_zones: tuple[str, ...] = ()  # DNSBLs for the sending IP (settings.dnsbl_zones)
     domain_zones: tuple[str, ...] = ()  # for the domain (settings.dnsbl_domain_zones)
     mta_sts: mta_sts.PolicyFetch = field(default_factory=mta_sts.PolicyFetch)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostureOptions:
+        return cls(ip_zones=settings.dnsbl_zones, domain_zones=settings.dnsbl_domain_zones)
 
 
 @dataclass(frozen=True)

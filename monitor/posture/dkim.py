@@ -34,11 +34,14 @@ async def check(raw: bytes, resolver: Resolver) -> list[Finding]:
     signatures = (message.get_all("DKIM-Signature") or [])[:MAX_SIGNATURES]
     author = from_domain(raw)
     if not signatures:
-        return [error("dkim.unsigned",
-                      f"The seed message from {author or 'the sender'} carries no DKIM "
-                      "signature: DMARC can pass only through SPF, which breaks on forwarding, "
-                      "and Gmail and Yahoo require DKIM from bulk senders. Fix it: enable DKIM "
-                      "signing for the domain at the provider and publish its key.")]
+        # A warning, not an error: DMARC still passes through aligned SPF, and mail is
+        # delivered; bulk senders to Gmail and Yahoo need DKIM all the same.
+        return [warning("dkim.unsigned",
+                        f"The seed message from {author or 'the sender'} carries no DKIM "
+                        "signature: DMARC can pass only through SPF, which breaks on "
+                        "forwarding, and Gmail and Yahoo require DKIM from bulk senders. Fix "
+                        "it: enable DKIM signing for the domain at the provider and publish "
+                        "its key.")]
     keys: dict[bytes, bytes] = {}
     findings: list[Finding] = []
     for index, value in enumerate(signatures):

@@ -12,8 +12,8 @@ from functools import cache
 
 from publicsuffixlist import PublicSuffixList
 
-from monitor.checks.records import is_dmarc, parse_dmarc
 from monitor.posture.finding import Finding, error, info, warning
+from monitor.posture.records import is_dmarc, parse_dmarc
 from monitor.posture.resolver import Resolver
 
 ALIGNMENT_MODES = ("r", "s")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dns.asyncresolver
 import dns.resolver
 
-from monitor.checks.dns import (
+from monitor.lookups import (
     DEFAULT_LIFETIME,
     DEFAULT_TIMEOUT,
     Lookup,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitor.checks.records import SPF_LOOKUP_LIMIT, SpfTerm, is_spf, parse_spf, spf_terms
 from monitor.posture.finding import Finding, error, info, warning
+from monitor.posture.records import SPF_LOOKUP_LIMIT, SpfTerm, is_spf, parse_spf, spf_terms
 from monitor.posture.resolver import Resolver
 
 VOID_LIMIT = 2  # RFC 7208 §4.6.4

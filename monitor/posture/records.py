@@ -3,9 +3,9 @@
 SPF is checked for syntax only (RFC 7208 §4.6, §5, §6): every term must be a
 known mechanism with a well-formed argument or a `name=value` modifier.
 Unknown modifiers are allowed, as §6 requires receivers to ignore them; they
-come back as warnings. The 10-lookup limit (§4.6.4) is counted on the
-top-level record only: following includes would need more DNS than a check
-should do, so it is a lower bound.
+come back as warnings. `lookup_terms` counts the 10-lookup limit (§4.6.4) on
+this record only, a lower bound; monitor/posture/spf.py counts it through every
+include and redirect.
 """
 
 from __future__ import annotations
