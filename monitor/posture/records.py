@@ -14,6 +14,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from monitor.posture.tags import parse_tags
+
 SPF_PREFIX = "v=spf1"
 DMARC_PREFIX = "v=DMARC1"
 SPF_LOOKUP_LIMIT = 10
@@ -162,14 +164,9 @@ class DmarcParse:
 
 def parse_dmarc(record: str) -> DmarcParse:
     """Tags of a DMARC record (RFC 7489 §6.3); unknown tags are ignored, as required."""
-    tags: dict[str, str] = {}
-    for part in record.split(";"):
-        if not part.strip():
-            continue
-        name, eq, value = part.partition("=")
-        if not eq:
-            return DmarcParse(valid=False, error=f"tag {part.strip()!r} has no '='", tags=tags)
-        tags.setdefault(name.strip().lower(), value.strip())
+    tags = parse_tags(record)
+    if isinstance(tags, str):
+        return DmarcParse(valid=False, error=tags)
     if tags.get("v") != "DMARC1":
         return DmarcParse(valid=False, error=f"does not start with {DMARC_PREFIX}", tags=tags)
     policy = tags.get("p", "").lower() or None

@@ -12,6 +12,6 @@ def parse_tags(record: str) -> dict[str, str] | str:
             continue
         name, eq, value = part.partition("=")
         if not eq:
-            return f"{part.strip()!r} is not a tag=value pair"
+            return f"tag {part.strip()!r} has no '='"
         tags.setdefault(name.strip().lower(), value.strip())
     return tags
