@@ -1,4 +1,5 @@
-"""APScheduler 3 in memory: one job per provider, the receive poller, retention.
+"""APScheduler 3 in memory: one job per provider, one per watched domain (posture), the
+receive poller, retention.
 
 No persistent job store (APScheduler's FAQ: job stores must not be shared
 between processes). The schedule is rebuilt from config on every start and the
@@ -18,6 +19,7 @@ from monitor import store
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
+from monitor.service.posture import run_posture
 from monitor.service.probing import record_held, run_slot, slot_offset, take_over_slots
 
 log = logging.getLogger("monitor.scheduler")
@@ -30,6 +32,8 @@ RETENTION_EVERY = timedelta(hours=1)
 CHECKS_EVERY = timedelta(seconds=10)
 # How soon a dead replica's claimed slot is noticed once its lease ran out.
 TAKEOVER_EVERY = timedelta(seconds=2)
+# The first posture run after a start: once the first heartbeats have said who runs it.
+POSTURE_FIRST = timedelta(seconds=20)
 
 
 def _aligned_start(interval: float, offset: float, now: datetime) -> datetime:
@@ -57,6 +61,12 @@ def build_scheduler(ctx: AppContext,
             run_slot, IntervalTrigger(seconds=interval, start_date=_aligned_start(
                 interval, slot_offset(provider), now)),
             args=(ctx, provider), id=f"probe:{provider.name}", name=provider.name)
+    posture_every = ctx.config.settings.posture_interval.total_seconds()
+    for domain in ctx.config.posture_domains():
+        scheduler.add_job(guarded, IntervalTrigger(seconds=posture_every),
+                          args=(ctx, f"posture {domain}", _posture_job(ctx, domain)),
+                          id=f"posture:{domain}", name=domain,
+                          next_run_time=now + POSTURE_FIRST)
     scheduler.add_job(guarded, IntervalTrigger(seconds=HEARTBEAT.total_seconds()),
                       args=(ctx, "heartbeat", lambda: heartbeat(ctx)), id="heartbeat",
                       next_run_time=now)
@@ -71,6 +81,10 @@ def build_scheduler(ctx: AppContext,
                           args=(ctx, name, job), id=name,
                           next_run_time=now + timedelta(seconds=1))
     return scheduler
+
+
+def _posture_job(ctx: AppContext, domain: str) -> Callable[[], Awaitable[object]]:
+    return lambda: run_posture(ctx, domain)
 
 
 async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object]]) -> None:

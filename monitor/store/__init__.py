@@ -11,6 +11,7 @@ SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(..
     inbound        mail posted to /inbound/{mailbox}, for every replica's poller
     pacing         when a paced destination (a Slack URL) may next be sent to
     replicas       heartbeats: who is alive to share the providers
+    posture        sending-domain posture state, replaced with its events at once
     retention      what goes with age
 """
 
@@ -20,6 +21,7 @@ from monitor.store import (
     inbound,
     outbox,
     pacing,
+    posture,
     replicas,
     retention,
     runs,
@@ -27,5 +29,5 @@ from monitor.store import (
     tokens,
 )
 
-__all__ = ["checks", "events", "inbound", "outbox", "pacing", "replicas", "retention",
+__all__ = ["checks", "events", "inbound", "outbox", "pacing", "posture", "replicas", "retention",
            "runs", "subscriptions", "tokens"]
