@@ -78,8 +78,10 @@ async def assess(domain: str, resolver: Resolver, options: PostureOptions | None
     options, evidence = options or PostureOptions(), evidence or Evidence()
     mx_hosts = await _mx_hosts(domain, resolver)
     ip = evidence.sending_ip
+    private: str | None = None
     if ip is None and evidence.message is not None:
-        ip = sending_ip(evidence.message).ip
+        sender = sending_ip(evidence.message)
+        ip, private = (sender.ip, None) if sender.public else (None, sender.ip)
     jobs: list[Awaitable[list[Finding]]] = [
         spf.check(domain, resolver), dmarc.check(domain, resolver),
         tls_rpt.check(domain, resolver),
@@ -95,13 +97,22 @@ async def assess(domain: str, resolver: Resolver, options: PostureOptions | None
     findings = [f for found in await asyncio.gather(*jobs) for f in found]
     enforced = not any(f.id in _NOT_ENFORCED for f in findings)
     findings += await bimi.check(domain, resolver, dmarc_enforced=enforced)
+    if private is not None:
+        findings.append(info(
+            "rdns.private_ip",
+            f"The seed message reached the mailbox from {private}, a private address (the "
+            "provider and the mailbox share a network), so its reverse DNS and block listings "
+            "say nothing about what other receivers see; they were not checked. Nothing to "
+            "change; pass --ip to check the provider's public address.",
+            subject=private))
     if evidence.message is None:
         findings.append(info(
             "dkim.not_checked",
             f"No seed message from {domain} was at hand, so DKIM, the sending IP's block "
             "listings and its reverse DNS were not checked. Run a pre-campaign check, or pass "
             "--message with a message received from the provider."))
-    return PostureReport(domain=domain, findings=by_severity(_unique(findings)), sending_ip=ip,
+    return PostureReport(domain=domain, findings=by_severity(_unique(findings)),
+                         sending_ip=ip or private,
                          queries=resolver.queries,
                          duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
