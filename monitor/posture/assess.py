@@ -10,6 +10,7 @@ adds DANE matched against the certificate it saw.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config.models import Settings
 from monitor.posture import bimi, dane, dkim, dmarc, dnsbl, mta_sts, rdns, spf, tls_rpt
-from monitor.posture.finding import Finding, Severity, by_severity, info
+from monitor.posture.finding import Finding, Severity, by_severity, info, warning
 from monitor.posture.received import sending_ip
 from monitor.posture.resolver import Resolver
+
+log = logging.getLogger("monitor.posture")
 
 MAX_MX_HOSTS = 5  # DANE per MX host: the first few by preference are where mail goes
 SMTP_PORT = 25
@@ -94,7 +97,7 @@ async def assess(domain: str, resolver: Resolver, options: PostureOptions | None
         jobs += [dnsbl.check([ip], list(options.ip_zones), resolver), rdns.check(ip, resolver)]
     if evidence.message is not None:
         jobs.append(dkim.check(evidence.message, resolver))
-    findings = [f for found in await asyncio.gather(*jobs) for f in found]
+    findings = [f for found in await asyncio.gather(*map(_guarded, jobs)) for f in found]
     enforced = not any(f.id in _NOT_ENFORCED for f in findings)
     findings += await bimi.check(domain, resolver, dmarc_enforced=enforced)
     if private is not None:
@@ -115,6 +118,19 @@ async def assess(domain: str, resolver: Resolver, options: PostureOptions | None
                          sending_ip=ip or private,
                          queries=resolver.queries,
                          duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+async def _guarded(job: Awaitable[list[Finding]]) -> list[Finding]:
+    """A family's checks, and if they fail on remote data we did not expect, a finding
+    saying so rather than no posture (or no check report) at all."""
+    try:
+        return await job
+    except Exception as exc:
+        log.exception("posture check failed")
+        return [warning("posture.check_failed",
+                        f"A posture check failed inside Delivery Monitor ({type(exc).__name__}: "
+                        f"{exc}); the other findings stand. This is a bug to report, not a "
+                        "problem with the domain.")]
 
 
 async def _mx_hosts(domain: str, resolver: Resolver) -> list[str]:

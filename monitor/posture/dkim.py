@@ -81,7 +81,7 @@ async def _signature(raw: bytes, index: int, value: str, author: str | None,
                       "provider's DKIM key there (usually a CNAME or TXT it gives you).",
                       subject=subject)]
     record = strings[0]
-    keys[f"{name}.".encode()] = record.encode()
+    keys[f"{name}.".lower().encode()] = record.encode()
     key = _key(record)
     if isinstance(key, Finding):
         return [key.model_copy(update={"subject": subject, "record": record})]
@@ -162,7 +162,8 @@ def _strength(name: str, kind: str, bits: int, record: str) -> list[Finding]:
 
 def _verify(raw: bytes, index: int, keys: dict[bytes, bytes]) -> bool | str:
     def dnsfunc(name: bytes | str, timeout: float = 5) -> bytes | None:
-        key = name if isinstance(name, bytes) else name.encode()
+        # dkimpy asks with d= and s= as the signature spells them; DNS names ignore case.
+        key = (name if isinstance(name, bytes) else name.encode()).lower()
         return keys.get(key if key.endswith(b".") else key + b".")
 
     lookup: Callable[..., bytes | None] = dnsfunc

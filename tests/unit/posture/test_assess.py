@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from monitor.posture import dkim
 from monitor.posture.assess import Evidence, PostureOptions, assess
-from monitor.posture.finding import Severity
+from monitor.posture.finding import Finding, Severity
 from monitor.posture.resolver import Resolver
 from tests.unit.checks.dnsserver import DnsServer
 from tests.unit.posture.signing import message, rsa_key, sign
@@ -41,3 +44,27 @@ async def test_a_budget_bounds_a_hostile_tree() -> None:
         report = await assess(DOMAIN, Resolver(server.address, budget=3))
     assert report.queries == 3
     assert any("budget of 3 DNS queries" in f.message for f in report.findings)
+
+
+async def test_a_family_that_fails_unexpectedly_leaves_the_others(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.posture import tls_rpt
+
+    async def broken(*args: object) -> list[Finding]:
+        raise ValueError("unexpected remote data")
+
+    monkeypatch.setattr(tls_rpt, "check", broken)
+    async with DnsServer(good_domain(DOMAIN)) as server:
+        report = await assess(DOMAIN, Resolver(server.address))
+    found = {f.id: f for f in report.findings}
+    assert found["posture.check_failed"].severity is Severity.WARNING
+    assert "ValueError: unexpected remote data" in found["posture.check_failed"].message
+    assert "spf.ok" in found and "dmarc.ok" in found
+
+
+async def test_the_dkim_key_is_found_whatever_the_case_of_d_and_s() -> None:
+    key = rsa_key(2048)
+    raw = sign(message(), key, domain="Signed.TEST", selector="S1")
+    async with DnsServer({("s1._domainkey.signed.test", "TXT"): [key.record()]}) as server:
+        found = await dkim.check(raw, Resolver(server.address))
+    assert [f.id for f in found] == ["dkim.ok"]
