@@ -1,10 +1,14 @@
-"""Run one pre-campaign check: send to every seed, wait for each, check DNS, decide.
+"""Run one pre-campaign check: send to every seed, wait for each, check DNS and the
+sending domain's posture, decide.
 
 Each seed gets its own SMTP session carrying its own token (`run_probe` with a
 `MessageSpec` for that one recipient), so placement is known per seed. Sends
 run a few at a time (`MAX_PARALLEL_SENDS`: a provider may throttle a burst of
 sessions); once a seed's message is accepted, its wait on the receive side
-runs concurrently with everything else, and so do the DNS lookups.
+runs concurrently with everything else, and so do the DNS lookups. The posture
+findings (monitor/posture/) come last: they need the first seed message that
+arrived (kept whole, for DKIM and its Received chain) and the provider
+certificate a send saw (for DANE).
 
 `run_check` raises only `CheckError`, before anything is sent, for a request
 the configuration cannot serve (unknown provider or seed). Network trouble,
