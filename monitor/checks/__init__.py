@@ -11,7 +11,7 @@ Public surface, for `POST /v1/checks` and `monitor check`:
     lookup_domain(domain, *, nameserver=None) -> DnsReport        the DNS part alone
 
 Exceptions: only `CheckError` (errors.py), raised before anything is sent.
-Modules: model (request/report), records (SPF/DMARC syntax), dns (lookups),
+Modules: model (request/report), dns (lookups; the record syntax is monitor/posture/records.py),
 verdict (pure decision), runner (the check), event. The command and its text output
 are monitor/cli/check.py and monitor/cli/render_check.py.
 """

@@ -9,84 +9,33 @@ is given; each attempt waits `attempt_timeout` seconds and all attempts of one l
 at most `lifetime`, so a check's DNS part is bounded by `lifetime`: the three
 lookups run concurrently.
 
-DMARC is looked up at `_dmarc.<domain>` only. The fallback to the
-organizational domain (RFC 7489 §6.6.3) needs the Public Suffix List and is
-not done; the report says so when the record is missing.
+DMARC is looked up at `_dmarc.<domain>` only, and the report says so when the
+record is missing; the posture findings beside it (monitor/posture/dmarc.py)
+follow the fallback to the organizational domain (RFC 7489 §6.6.3).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.rdatatype
 import dns.resolver
 from dns.rdtypes.ANY.MX import MX
-from dns.rdtypes.ANY.TXT import TXT
 
 from monitor.checks.model import DmarcReport, DnsReport, MxHost, MxReport, SpfReport
-from monitor.checks.records import is_dmarc, is_spf, parse_dmarc, parse_spf
+from monitor.lookups import (
+    DEFAULT_LIFETIME,
+    DEFAULT_TIMEOUT,
+    Lookup,
+    lookup,
+    make_resolver,
+    short,
+    txt_strings,
+)
+from monitor.posture.records import is_dmarc, is_spf, parse_dmarc, parse_spf
 
-DEFAULT_TIMEOUT = 2.0  # one query attempt
-DEFAULT_LIFETIME = 5.0  # all attempts of one lookup
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """Records found, or why there are none: `missing` (NXDOMAIN/NODATA) or `error`."""
-
-    records: tuple[object, ...] = ()
-    missing: str | None = None
-    error: str | None = None
-
-
-def make_resolver(nameserver: tuple[str, int] | None, *, timeout: float,
-                  lifetime: float) -> dns.asyncresolver.Resolver:
-    """A resolver with bounded waits; raises NoResolverConfiguration without resolv.conf."""
-    resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
-    if nameserver is not None:
-        resolver.nameservers = [nameserver[0]]
-        resolver.port = nameserver[1]
-    resolver.timeout = timeout
-    resolver.lifetime = lifetime
-    resolver.cache = None  # a check must see the records as they are now
-    return resolver
-
-
-async def lookup(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> Lookup:
-    """One query; every dnspython outcome translated to a `Lookup`."""
-    try:
-        answer = await resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
-    except dns.resolver.NXDOMAIN:
-        return Lookup(missing=f"{name} does not exist (NXDOMAIN)")
-    except dns.resolver.LifetimeTimeout:
-        return Lookup(error=f"{rdtype} lookup for {name} timed out after {resolver.lifetime:g}s")
-    except dns.resolver.NoNameservers as exc:
-        # Every server answered SERVFAIL/REFUSED (or failed): not an absent record.
-        return Lookup(error=f"{rdtype} lookup for {name} failed: {_short(exc)}")
-    except dns.exception.DNSException as exc:
-        return Lookup(error=f"{rdtype} lookup for {name} failed: {_short(exc)}")
-    except OSError as exc:  # no route, a refused TCP fallback
-        return Lookup(error=f"{rdtype} lookup for {name} failed: {exc.strerror or exc}")
-    if answer.rrset is None or len(answer.rrset) == 0:
-        return Lookup(missing=f"{name} has no {rdtype} record")
-    return Lookup(records=tuple(answer.rrset))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
-def txt_strings(rdata: object) -> str:
-    """A TXT record's character-strings joined without spaces (RFC 7208 §3.3)."""
-    assert isinstance(rdata, TXT)
-    return b"".join(rdata.strings).decode("utf-8", "replace")
-
+__all__ = ["DEFAULT_LIFETIME", "DEFAULT_TIMEOUT", "Lookup", "lookup", "lookup_domain",
+           "make_resolver", "txt_strings"]
 
 async def lookup_domain(domain: str, *, nameserver: tuple[str, int] | None = None,
                        attempt_timeout: float = DEFAULT_TIMEOUT,
@@ -98,7 +47,7 @@ async def lookup_domain(domain: str, *, nameserver: tuple[str, int] | None = Non
     try:
         resolver = make_resolver(nameserver, timeout=attempt_timeout, lifetime=lifetime)
     except (dns.resolver.NoResolverConfiguration, OSError) as exc:
-        error = f"no DNS resolver configured: {_short(exc)}"
+        error = f"no DNS resolver configured: {short(exc)}"
         return DnsReport(domain=domain, nameserver=where, mx=MxReport(error=error),
                          spf=SpfReport(error=error), dmarc=DmarcReport(name=dmarc_name,
                                                                        error=error))

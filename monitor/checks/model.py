@@ -17,6 +17,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.posture.assess import PostureReport
 from monitor.probe.result import StepResult
 from monitor.receive.result import AuthVerdict, Placement, ReceiveStatus
 from monitor.results import FailureClass
@@ -222,6 +223,9 @@ class CheckReport(Frozen):
     progress: Progress
     seeds: list[SeedReport] = Field(default_factory=list)
     dns: DnsReport | None = None
+    # The sender domain's posture findings (monitor/posture/), errors first; DKIM and the
+    # sending IP from the first seed message that arrived, DANE from the probe's TLS.
+    posture: PostureReport | None = None
     verdict: Verdict | None = None
     reasons: list[str] = Field(default_factory=list)  # why it failed, one line each
     warnings: list[str] = Field(default_factory=list)  # worth knowing; not failures

@@ -1,10 +1,14 @@
-"""Run one pre-campaign check: send to every seed, wait for each, check DNS, decide.
+"""Run one pre-campaign check: send to every seed, wait for each, check DNS and the
+sending domain's posture, decide.
 
 Each seed gets its own SMTP session carrying its own token (`run_probe` with a
 `MessageSpec` for that one recipient), so placement is known per seed. Sends
 run a few at a time (`MAX_PARALLEL_SENDS`: a provider may throttle a burst of
 sessions); once a seed's message is accepted, its wait on the receive side
-runs concurrently with everything else, and so do the DNS lookups.
+runs concurrently with everything else, and so do the DNS lookups. The posture
+findings (monitor/posture/) come last: they need the first seed message that
+arrived (kept whole, for DKIM and its Received chain) and the provider
+certificate a send saw (for DANE).
 
 `run_check` raises only `CheckError`, before anything is sent, for a request
 the configuration cannot serve (unknown provider or seed). Network trouble,
@@ -15,6 +19,8 @@ check ends it with status `error` rather than an exception.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -35,6 +41,9 @@ from monitor.checks.verdict import decide
 from monitor.config import Config, ProbeMode, ProviderConfig
 from monitor.config.models import MailboxConfig
 from monitor.ids import new_id
+from monitor.posture.assess import Evidence, PostureOptions, PostureReport, assess
+from monitor.posture.dane import Seen
+from monitor.posture.resolver import Resolver
 from monitor.probe.engine import run_probe
 from monitor.probe.message import DEFAULT_TEXT, MessageSpec
 from monitor.probe.result import ProbeResult
@@ -92,7 +101,8 @@ async def run_check(config: Config, request: CheckRequest, *, check_id: str,
                     receive_backends: Backends | None = None,
                     dns_timeout: float = 2.0, dns_lifetime: float = 5.0,
                     created_at: datetime | None = None,
-                    resume: CheckReport | None = None) -> CheckReport:
+                    resume: CheckReport | None = None,
+                    posture_options: PostureOptions | None = None) -> CheckReport:
     """Run the check to the end and return its report (status `done` or `error`).
 
     Raises `CheckError` (before sending anything) for an unknown provider or
@@ -115,6 +125,12 @@ async def run_check(config: Config, request: CheckRequest, *, check_id: str,
         await run.publish()
         await asyncio.gather(*(run.seed(i) for i in range(len(mailboxes))))
         run.dns = await dns_task
+        # After the seeds: DKIM and the sending IP need a message that arrived, DANE the
+        # certificate a send saw.
+        run.posture = await assess(
+            domain_of(request.sender), Resolver(dns_nameserver, timeout=dns_timeout,
+                                                lifetime=dns_lifetime),
+            posture_options or PostureOptions.from_settings(config.settings), run.evidence())
     except Exception as exc:  # the report must still end; the check never raises here
         log.exception("check %s failed", check_id)
         report = run.snapshot(status=CheckStatus.ERROR, error=f"internal error: {exc!r}")
@@ -122,7 +138,7 @@ async def run_check(config: Config, request: CheckRequest, *, check_id: str,
         return report
     finally:
         dns_task.cancel()  # a no-op once it is done; stops it when the check is cancelled
-    verdict, reasons, warnings = decide(run.seeds, run.dns)
+    verdict, reasons, warnings = decide(run.seeds, run.dns, run.posture)
     report = run.snapshot(status=CheckStatus.DONE, verdict=verdict, reasons=reasons,
                           warnings=warnings)
     await run.publish(report)
@@ -143,11 +159,16 @@ class _Run:
         self.started_at = (resume.started_at if resume else None) or datetime.now(UTC)
         self.created_at = (resume.created_at if resume else created_at) or self.started_at
         self.on_progress = on_progress
-        self.options, self.backends = options, backends
+        # Posture verifies DKIM on the first seed message that arrives: keep it whole.
+        self.options = dataclasses.replace(options or ReceiveOptions(), keep_message=True)
+        self.backends = backends
         saved = {s.mailbox: s for s in resume.seeds} if resume else {}
         self.seeds = [saved.get(m.name) or SeedReport(mailbox=m.name, address=m.address)
                       for m in mailboxes]
         self.dns: DnsReport | None = None
+        self.posture: PostureReport | None = None
+        self.seen: Seen | None = None  # the provider's certificate, as a send saw it
+        self.message: bytes | None = None  # the first seed message that arrived, raw
         self.send_slots = asyncio.Semaphore(MAX_PARALLEL_SENDS)
         self.publishing = asyncio.Lock()  # snapshots go out in order, one at a time
 
@@ -167,7 +188,10 @@ class _Run:
             "started_at": self.started_at,
             "finished_at": datetime.now(UTC) if finished else None,
             "progress": Progress(seeds_total=len(self.seeds), seeds_done=done, stage=stage),
-            "seeds": list(self.seeds), "dns": self.dns, **final})
+            "seeds": list(self.seeds), "dns": self.dns, "posture": self.posture, **final})
+
+    def evidence(self) -> Evidence:
+        return Evidence(message=self.message, probed=(self.seen,) if self.seen else ())
 
     async def publish(self, report: CheckReport | None = None) -> None:
         if self.on_progress is None:
@@ -199,6 +223,7 @@ class _Run:
                         else DEFAULT_TEXT,
                         html=self.request.html))
                 self._update(index, **_sent(result))
+                self._saw(result)
                 token, run_id, accepted_at = result.token, result.run_id, result.accepted_at
             if accepted_at is not None and token is not None:
                 self._update(index, stage=Stage.WAITING)
@@ -210,14 +235,30 @@ class _Run:
                 received = await wait_for_arrival(self.config, pending, options=self.options,
                                                   backends=self.backends)
                 self._update(index, **_received(received))
+                if self.message is None and received.arrived:
+                    self.message = received.message
         except Exception as exc:  # one seed's bug must not lose the others' results
             log.exception("check %s: seed %s failed", self.check_id, mailbox.name)
             self._update(index, error=f"internal error: {exc!r}")
         self._update(index, stage=Stage.DONE)
         await self.publish()
 
+    def _saw(self, result: ProbeResult) -> None:
+        cert = result.tls.certificate if result.tls else None
+        if self.seen is None and cert is not None and not _is_ip(self.provider.host):
+            # DANE names a host: a provider configured by address has no TLSA to match.
+            self.seen = Seen.from_certificate(self.provider.host, self.provider.port, cert)
+
     def _update(self, index: int, **fields: object) -> None:
         self.seeds[index] = self.seeds[index].model_copy(update=fields)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _sent(result: ProbeResult) -> dict[str, object]:

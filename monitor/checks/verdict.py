@@ -4,7 +4,9 @@ Failed when any seed was not accepted, did not arrive (or arrived after its
 deadline), landed in junk, or its mailbox could not be checked; or when the
 sender domain has no MX, no SPF record, several or unparseable SPF records,
 or no valid DMARC record, or a lookup for them failed. Each reason is one
-line naming the seed or the DNS name it is about.
+line naming the seed or the DNS name it is about. With a posture report, every
+`error` finding (a DNSBL listing is one) fails it too, as `<id>: <explanation>`;
+the ones the DNS report already gives as reasons (no SPF, no DMARC...) once.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from collections.abc import Sequence
 
 from monitor.checks.dns import spf_warnings
 from monitor.checks.model import DnsReport, SeedReport, Verdict
+from monitor.posture.assess import PostureReport
 from monitor.receive.result import Placement, ReceiveStatus
 
 
-def decide(seeds: Sequence[SeedReport], dns: DnsReport | None
-           ) -> tuple[Verdict, list[str], list[str]]:
-    """(verdict, reasons, warnings)."""
+def decide(seeds: Sequence[SeedReport], dns: DnsReport | None,
+           posture: PostureReport | None = None) -> tuple[Verdict, list[str], list[str]]:
+    """(verdict, reasons, warnings); posture warnings stay in its own section."""
     reasons = [r for seed in seeds if (r := seed_reason(seed)) is not None]
+    if posture is not None:
+        reasons += posture_reasons(posture)
     warnings: list[str] = []
     if dns is None:
         reasons.append("the sender domain's DNS was not checked")
@@ -29,6 +34,16 @@ def decide(seeds: Sequence[SeedReport], dns: DnsReport | None
     warnings += [f"{s.mailbox}: filed in folder {s.folder!r}, not the inbox"
                  for s in seeds if s.placement is Placement.OTHER]
     return (Verdict.FAILED if reasons else Verdict.PASSED), reasons, warnings
+
+
+# Posture findings that say what a DNS reason already says.
+_SAID_BY_DNS = frozenset({"spf.missing", "spf.multiple", "spf.syntax", "dmarc.missing",
+                          "dmarc.invalid", "dmarc.multiple"})
+
+
+def posture_reasons(posture: PostureReport) -> list[str]:
+    return [f"{f.id}{f' ({f.subject})' if f.subject else ''}: {f.message}"
+            for f in posture.errors if f.id not in _SAID_BY_DNS]
 
 
 def seed_reason(seed: SeedReport) -> str | None:

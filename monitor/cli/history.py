@@ -40,8 +40,10 @@ def run_events(args: argparse.Namespace) -> ExitCode:
                                "data": r.data} for r in rows], indent=2))
             return
         for row in reversed(rows):
+            # Domain events (domain.*) have no provider: the domain stands in its column.
+            who = row.provider or str(row.data.get("domain") or "-")
             print(terminal_safe(f"{row.timestamp:%Y-%m-%d %H:%M:%S}  {row.type:28} "
-                                f"{row.provider or '-':20} {summary(row.type, row.data)}"))
+                                f"{who:20} {summary(row.type, row.data)}"))
 
     return _with_database(show)
 

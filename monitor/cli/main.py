@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from monitor.cli import check, config, demo, history, probe, serve, webhook
+from monitor.cli import check, config, demo, history, posture, probe, serve, webhook
 from monitor.cli.command import Command, ExitCode, UsageError
 
 DESCRIPTION = "The `monitor` command line. Exit codes: 0 success, 1 probe failure, " \
@@ -20,7 +20,8 @@ DESCRIPTION = "The `monitor` command line. Exit codes: 0 success, 1 probe failur
 # In `monitor --help` order. Each module's top imports only the standard library: the
 # parser is built on every start, and `monitor probe` must not pay for the database,
 # HTTP and DNS stacks of the others (start-up time is most of a CLI run).
-COMMANDS: tuple[Command, ...] = (probe, config, serve, history, webhook, check, demo)
+COMMANDS: tuple[Command, ...] = (probe, config, serve, history, webhook, check, posture,
+                                  demo)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ verdict. Plain text: the command prints it through `terminal_safe`."""
 from __future__ import annotations
 
 from monitor.checks.model import CheckReport, CheckStatus, DnsReport, Progress, SeedReport
+from monitor.cli.render_posture import counts, findings_section
 
 _BAR_WIDTH = 20
 _HEAD = ["seed", "address", "MAIL", "RCPT", "DATA", "MESSAGE", "delivery", "latency",
@@ -98,6 +99,11 @@ def render_report(report: CheckReport) -> str:
            seed_table(report.seeds), ""]
     if report.dns is not None:
         out += [*dns_section(report.dns), ""]
+    if report.posture is not None:
+        posture = report.posture
+        ip = f", sending IP {posture.sending_ip}" if posture.sending_ip else ""
+        out += [f"Posture of {posture.domain}{ip}: {counts(posture.findings)}",
+                *findings_section(posture.findings, "  "), ""]
     if report.status is CheckStatus.ERROR:
         out.append(f"ERROR: {report.error}")
     elif report.verdict is not None:

@@ -273,6 +273,20 @@ def parse_nameserver(value: str) -> tuple[str, int]:
     return str(address), int(port)
 
 
+def domain_name(value: str) -> str:
+    """A DNS name of letters, digits and hyphens, two labels at least, lowercased."""
+    name = value.lower().rstrip(".")
+    labels = name.split(".")
+    if len(labels) < 2 or len(name) > 253 or not all(_LABEL.fullmatch(x) for x in labels):
+        raise ValueError("must be a domain name of at least two labels (letters, digits, "
+                         "hyphens), such as example.com")
+    return name
+
+
+DomainName = Annotated[str, AfterValidator(domain_name)]
+ZoneName = DomainName
+
+
 class Settings(Strict):
     # The EHLO name when a provider sets no `helo`. Computed once here, because
     # aiosmtplib otherwise resolves the FQDN in a thread on every connect.
@@ -299,6 +313,14 @@ class Settings(Strict):
             parse_nameserver(value)
         return value
 
+    # Sending-domain posture (monitor/posture/): how often each domain is checked, and
+    # the block lists asked about the sending IP and about the domain. Under 5 minutes
+    # a DNSBL's free query quota runs out; Spamhaus's zones are the usual choice.
+    posture_interval: Annotated[timedelta, between(timedelta(minutes=5), 30 * _DAY)] = (
+        timedelta(hours=6))
+    dnsbl_zones: tuple[ZoneName, ...] = ("zen.spamhaus.org",)
+    dnsbl_domain_zones: tuple[ZoneName, ...] = ("dbl.spamhaus.org",)
+
     def dns_nameserver(self) -> tuple[str, int] | None:
         return parse_nameserver(self.dns_server) if self.dns_server else None
 
@@ -312,6 +334,8 @@ class Config(Strict):
     # their validation (monitor/webhooks/channels/).
     subscriptions: tuple[SubscriptionConfig, ...] = ()
     settings: Settings = Settings()
+    # Sending domains whose posture is watched; default: each provider's `from` domain.
+    domains: tuple[DomainName, ...] = ()
     source: Path | None = Field(default=None, exclude=True)
 
     def provider(self, name: str) -> ProviderConfig | None:
@@ -327,6 +351,13 @@ class Config(Strict):
             mailbox = self.mailbox(target)
             out.append(mailbox.address if mailbox else target)
         return out
+
+    def posture_domains(self) -> tuple[str, ...]:
+        """`domains`, else every provider's `from` domain, each once, in order."""
+        if self.domains:
+            return tuple(dict.fromkeys(self.domains))
+        found = (p.sender.rpartition("@")[2].lower() for p in self.providers if p.sender)
+        return tuple(dict.fromkeys(found))
 
     def step_timeout(self, provider: ProviderConfig) -> float:
         return (provider.step_timeout or self.settings.step_timeout).total_seconds()

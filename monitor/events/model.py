@@ -63,6 +63,9 @@ class EventType(StrEnum):
     DELIVERY_FAILED = "delivery.failed"
     DELIVERY_RECOVERED = "delivery.recovered"
     CHECK_COMPLETED = "check.completed"
+    DOMAIN_POSTURE_CHANGED = "domain.posture_changed"
+    DOMAIN_BLOCKLISTED = "domain.blocklisted"
+    DOMAIN_DELISTED = "domain.delisted"
     WEBHOOK_TEST = "webhook.test"
 
     @property
@@ -250,12 +253,54 @@ def _check_completed(event: Event) -> str:
     return f"{_who(event)}: pre-campaign check {event.data.get('verdict') or 'completed'}"
 
 
+def _domain(event: Event) -> str:
+    """Domain events have no provider: they start with the sending domain."""
+    return str(event.data.get("domain") or event.provider or "a sending domain")
+
+
+def change_list(data: dict[str, Any]) -> str:
+    """`+dmarc.policy_none, -dmarc.ok, spf.lookup_limit warning→error`."""
+    parts = [f"+{f.get('id')}" for f in data.get("added") or () if isinstance(f, dict)]
+    parts += [f"-{f.get('id')}" for f in data.get("removed") or () if isinstance(f, dict)]
+    parts += [f"{f.get('id')} {f.get('previous')}→{f.get('current')}"
+              for f in data.get("changed") or () if isinstance(f, dict)]
+    return ", ".join(parts)
+
+
+def _posture_changed(event: Event) -> str:
+    changes = change_list(event.data)
+    return f"{_domain(event)}: posture changed" + (f" ({changes})" if changes else "")
+
+
+def _listing(event: Event) -> str:
+    target, zone = present(event.data, "target"), present(event.data, "zone")
+    return " in ".join(str(p) for p in (target, zone) if p) or "a block list"
+
+
+def _blocklisted(event: Event) -> str:
+    return f"{_domain(event)}: {_listing(event)} listed"
+
+
+def _delisted(event: Event) -> str:
+    return f"{_domain(event)}: {_listing(event)} no longer listed"
+
+
 # Refinements ----------------------------------------------------------------------------
 
 def _expiry_severity(data: dict[str, Any]) -> Severity | None:
     """From one day before expiry a certificate is an error, not a warning."""
     days = data.get("days_left")
     return Severity.ERROR if is_number(days) and days <= 1 else None
+
+
+def _posture_severity(data: dict[str, Any]) -> Severity | None:
+    """As bad as the worst finding it adds or changes to; info when only some went away."""
+    now = [f.get("severity") for f in (*(data.get("added") or ()), *(
+        {"severity": c.get("current")} for c in data.get("changed") or ()
+        if isinstance(c, dict))) if isinstance(f, dict)]
+    if "error" in now:
+        return Severity.ERROR
+    return Severity.WARNING if "warning" in now else Severity.INFO
 
 
 def _verdict_severity(data: dict[str, Any]) -> Severity | None:
@@ -287,6 +332,14 @@ TYPES: Mapping[EventType, TypeInfo] = {
         resolves=True),
     EventType.CHECK_COMPLETED: TypeInfo("check.completed", _check_completed, severity=INFO,
                                         refine=_verdict_severity),
+    EventType.DOMAIN_POSTURE_CHANGED: TypeInfo(
+        "domain.posture_changed", _posture_changed, severity=WARNING,
+        refine=_posture_severity),
+    # One incident per listing (dedup_key names the domain and the listing), resolved by
+    # its delisting.
+    EventType.DOMAIN_BLOCKLISTED: TypeInfo("domain.blocklist", _blocklisted,
+                                           severity=Severity.ERROR, pages=True),
+    EventType.DOMAIN_DELISTED: TypeInfo("domain.blocklist", _delisted, resolves=True),
     # Pages, so "test this subscription" visibly reaches PagerDuty (with its own dedup_key).
     EventType.WEBHOOK_TEST: TypeInfo(
         "webhook.test", lambda e: "Delivery Monitor test event: this subscription works",

@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.events.model import EventType, as_days, as_ms, is_number, reply, reply_of
+from monitor.events.model import (
+    EventType,
+    as_days,
+    as_ms,
+    change_list,
+    is_number,
+    reply,
+    reply_of,
+)
 
 
 def failure(step: Any, code: Any, enhanced: Any, failure_class: Any) -> str:
@@ -70,6 +78,11 @@ def summary(event_type: EventType | str, data: Mapping[str, Any]) -> str:
                       if is_number(d.get("seeds_inbox")) and is_number(d.get("seeds_total"))
                       else "")
             return f"{verdict}{counts}" + (f": {d['error']}" if d.get("error") else "")
+        case EventType.DOMAIN_POSTURE_CHANGED:
+            return change_list(dict(d)) or "posture changed"
+        case EventType.DOMAIN_BLOCKLISTED | EventType.DOMAIN_DELISTED:
+            what = "listed in" if kind is EventType.DOMAIN_BLOCKLISTED else "delisted from"
+            return " ".join(str(p) for p in (d.get("target"), what, d.get("zone")) if p)
         case EventType.WEBHOOK_TEST:
             return str(d.get("message") or "test event")
     return ""  # pragma: no cover - every type is matched above

@@ -62,6 +62,9 @@ class Certificate(Frozen):
     not_after: datetime | None = None
     serial: str = ""
     fingerprint_sha256: str = ""
+    # SHA-256 of the SubjectPublicKeyInfo: what a DANE "3 1 1" TLSA record publishes
+    # (RFC 7671 §5.1), so posture can match the certificate this probe saw.
+    spki_sha256: str = ""
 
 
 class TlsInfo(Frozen):

@@ -7,10 +7,12 @@ opens a second, non-verifying handshake just to read it, so a result says
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from monitor.network import client_context
 from monitor.probe.result import Certificate, TlsInfo
@@ -36,6 +38,11 @@ def describe_session(ssl_object: ssl.SSLObject | ssl.SSLSocket | None, verified:
     )
 
 
+def spki_sha256(cert: x509.Certificate) -> str:
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
 def parse_certificate(der: bytes) -> Certificate:
     cert = x509.load_der_x509_certificate(der)
     sans: list[str] = []
@@ -53,5 +60,6 @@ def parse_certificate(der: bytes) -> Certificate:
         not_after=cert.not_valid_after_utc,
         serial=format(cert.serial_number, "x"),
         fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        spki_sha256=spki_sha256(cert),
     )
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # inbound.py imports this module
 JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail", "[gmail]/spam")
 
 MAX_HEADER_BYTES = 256 * 1024  # a probe's header block is ~1 KB; more is not ours
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # a kept seed message; a campaign body is far smaller
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class ReceiveOptions:
     scan_timeout: float = 60.0  # one whole scan of one mailbox
     sweep_after: timedelta = timedelta(days=1)
     max_messages: int = 500  # probe messages (newest first) examined per folder and scan
+    # Fetch the whole message of each token found (`ReceiveResult.message`), for the
+    # posture checks of a pre-campaign check (DKIM as received, the Received chain).
+    # Maildir and IMAP do; POP3 and inbound report headers only.
+    keep_message: bool = False
 
 
 class ScanAbandoned(TimeoutError):
@@ -119,6 +124,7 @@ class FoundMessage:
     seen_at: datetime
     folder_known: bool = True
     deleted: bool = False
+    raw: bytes | None = None  # the whole message, when ReceiveOptions.keep_message
 
 
 @dataclass

@@ -40,6 +40,7 @@ from pydantic import SecretStr, field_validator, model_validator
 from monitor.config import TlsMode
 from monitor.network import client_context
 from monitor.receive.backend import (
+    MAX_MESSAGE_BYTES,
     FoundMessage,
     ReceiveOptions,
     Scan,
@@ -226,6 +227,7 @@ def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: froz
     items = client.fetch(uids, ["INTERNALDATE", "BODY.PEEK[HEADER]"])
     now = datetime.now(UTC)
     remove: list[int] = []
+    found_here: dict[int, str] = {}
     for uid, item in items.items():
         headers = parse_headers(bytes(item.get(b"BODY[HEADER]") or b""))
         token = token_of(headers)
@@ -235,13 +237,25 @@ def _scan_folder(client: IMAPClient, folder: str, junk: str | None, tokens: froz
             if token in delete:
                 remove.append(uid)  # a duplicate of a token found elsewhere goes too
             if token in tokens and token not in scan.found:
+                found_here[uid] = token
                 scan.found[token] = FoundMessage(token=token, folder=folder,
                                                  placement=placement_of(folder, junk),
                                                  headers=headers, seen_at=now)
         elif is_stale(headers, arrived, options, now):
             remove.append(uid)
             scan.swept += 1
+    if options.keep_message and found_here:
+        _fetch_whole(client, scan, found_here)
     return remove
+
+
+def _fetch_whole(client: IMAPClient, scan: Scan, wanted: dict[int, str]) -> None:
+    """The whole message of each token found in this folder (posture needs its body)."""
+    for uid, item in client.fetch(list(wanted), ["BODY.PEEK[]"]).items():
+        raw = bytes(item.get(b"BODY[]") or b"")[:MAX_MESSAGE_BYTES]
+        token = wanted.get(uid)
+        if raw and token is not None:
+            scan.found[token] = dataclasses.replace(scan.found[token], raw=raw)
 
 
 def _delete(client: IMAPClient, remove: dict[str, list[int]], trace: Trace) -> None:

@@ -37,6 +37,7 @@ from pydantic import model_validator
 from monitor.config import MailboxConfig
 from monitor.receive.backend import (
     MAX_HEADER_BYTES,
+    MAX_MESSAGE_BYTES,
     FoundMessage,
     ReceiveOptions,
     Scan,
@@ -127,7 +128,8 @@ def _scan_folder(box: mailbox.Maildir, name: str, junk: str | None, tokens: froz
             if token in tokens and token not in scan.found:
                 scan.found[token] = FoundMessage(
                     token=token, folder=name, placement=placement_of(name, junk),
-                    headers=headers, seen_at=now)
+                    headers=headers, seen_at=now,
+                    raw=_whole(box, key) if options.keep_message else None)
             if token not in delete:
                 continue
         elif is_stale(headers, None, options, now):
@@ -162,6 +164,15 @@ def _headers(box: mailbox.Maildir, trace: Trace | None = None) -> Iterator[tuple
         except (KeyError, FileNotFoundError):  # another reader removed it meanwhile
             continue
         yield key, parse_headers(raw)
+
+
+def _whole(box: mailbox.Maildir, key: str) -> bytes | None:
+    """The message file, up to MAX_MESSAGE_BYTES; None if another reader removed it."""
+    try:
+        with box.get_file(key) as handle:
+            return bytes(handle.read(MAX_MESSAGE_BYTES))
+    except (KeyError, FileNotFoundError):
+        return None
 
 
 def _header_block(handle: Iterable[bytes]) -> bytes:

@@ -223,7 +223,7 @@ def _arrival(pending: PendingToken, found: FoundMessage, base: dict[str, Any], s
         error = f"arrived {_ms(arrived_at - pending.deadline) / 1000:.1f}s after the deadline"
     elif found.placement is Placement.JUNK:
         error = f"landed in the junk folder {found.folder!r}, not the inbox"
-    return ReceiveResult(
+    result = ReceiveResult(
         **base, status=ReceiveStatus.LATE if late else ReceiveStatus.ARRIVED,
         seen_at=found.seen_at, received_at=received_at, latency_ms=latency,
         seen_latency_ms=seen_ms, folder=found.folder, folder_known=found.folder_known,
@@ -231,6 +231,7 @@ def _arrival(pending: PendingToken, found: FoundMessage, base: dict[str, Any], s
         authserv_id=verdicts.authserv_id, deleted=found.deleted,
         failure_class=FailureClass.DELIVERY if error else None, error=error,
         diagnosis=diagnose_delivery(error) if error else None, notes=tuple(notes))
+    return result.with_message(found.raw) if found.raw is not None else result
 
 
 def _received_latency(received_ms: float, seen_ms: float) -> tuple[float, str | None]:

@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import computed_field, model_validator
+from pydantic import PrivateAttr, computed_field, model_validator
 
 from monitor.results import Diagnosis, FailureClass, Frozen
 
@@ -98,6 +98,18 @@ class ReceiveResult(Frozen):
     # For late, missing and junk: what it means and what to do, as for SMTP failures.
     diagnosis: Diagnosis | None = None
     notes: tuple[str, ...] = ()
+    # The raw message when ReceiveOptions.keep_message asked for it: in memory only, never
+    # stored, serialized or in the API's schema (a private attribute).
+    _message: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def message(self) -> bytes | None:
+        return self._message
+
+    def with_message(self, raw: bytes | None) -> ReceiveResult:
+        copy = self.model_copy()
+        copy._message = raw
+        return copy
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""APScheduler 3 in memory for the periodic chores: heartbeat, takeover, receive, retention.
+"""APScheduler 3 in memory for the periodic chores: heartbeat, takeover, receive,
+retention, and one job per watched domain (posture).
 
 Provider slots are not APScheduler jobs: one slot clock fires this replica's
 share (service/slots.py). No persistent job store (APScheduler's FAQ: job
@@ -19,6 +20,7 @@ from monitor import store
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
+from monitor.service.posture import run_posture
 from monitor.service.probing import record_held, take_over_slots
 
 log = logging.getLogger("monitor.scheduler")
@@ -31,6 +33,8 @@ RETENTION_EVERY = timedelta(hours=1)
 CHECKS_EVERY = timedelta(seconds=10)
 # How soon a dead replica's claimed slot is noticed once its lease ran out.
 TAKEOVER_EVERY = timedelta(seconds=2)
+# The first posture run after a start: once the first heartbeats have said who runs it.
+POSTURE_FIRST = timedelta(seconds=20)
 
 
 def build_scheduler(ctx: AppContext,
@@ -42,6 +46,12 @@ def build_scheduler(ctx: AppContext,
         "misfire_grace_time": 30,
     })
     now = ctx.clock()
+    posture_every = ctx.config.settings.posture_interval.total_seconds()
+    for domain in ctx.config.posture_domains():
+        scheduler.add_job(guarded, IntervalTrigger(seconds=posture_every),
+                          args=(ctx, f"posture {domain}", _posture_job(ctx, domain)),
+                          id=f"posture:{domain}", name=domain,
+                          next_run_time=now + POSTURE_FIRST)
     scheduler.add_job(guarded, IntervalTrigger(seconds=HEARTBEAT.total_seconds()),
                       args=(ctx, "heartbeat", lambda: heartbeat(ctx)), id="heartbeat",
                       name="heartbeat", next_run_time=now)
@@ -57,6 +67,10 @@ def build_scheduler(ctx: AppContext,
                           args=(ctx, name, job), id=name, name=name,
                           next_run_time=now + timedelta(seconds=1))
     return scheduler
+
+
+def _posture_job(ctx: AppContext, domain: str) -> Callable[[], Awaitable[object]]:
+    return lambda: run_posture(ctx, domain)
 
 
 async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object]]) -> None:

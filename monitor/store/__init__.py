@@ -12,6 +12,7 @@ SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(..
     notify         NOTIFY/LISTEN that wakes every replica's outbox at commit
     pacing         when a paced destination (a Slack URL) may next be sent to
     replicas       heartbeats: who is alive to share the providers
+    posture        sending-domain posture state, replaced with its events at once
     retention      what goes with age
 """
 
@@ -22,6 +23,7 @@ from monitor.store import (
     notify,
     outbox,
     pacing,
+    posture,
     replicas,
     retention,
     runs,
@@ -29,5 +31,5 @@ from monitor.store import (
     tokens,
 )
 
-__all__ = ["checks", "events", "inbound", "notify", "outbox", "pacing", "replicas", "retention",
-           "runs", "subscriptions", "tokens"]
+__all__ = ["checks", "events", "inbound", "notify", "outbox", "pacing", "posture", "replicas",
+           "retention", "runs", "subscriptions", "tokens"]

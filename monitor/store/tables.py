@@ -239,3 +239,16 @@ class ReplicaRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     last_seen: datetime = _ts()
+
+
+class DomainPostureRow(SQLModel, table=True):
+    """A sending domain's posture as of its last check (monitor/events/domain.py's
+    PostureState), with a version that each update bumps: the compare-and-set that
+    lets only one writer turn one change into events."""
+
+    __tablename__ = "domain_posture"
+
+    domain: str = Field(primary_key=True, max_length=253)
+    state: dict[str, Any] = _json(default_factory=dict)
+    version: int = 1
+    checked_at: datetime = _ts()

@@ -10,6 +10,8 @@ Shape (PagerDuty/api-schema, reference/events-v2/openapiv3.json): POST to
 `dedup_key` is `delivery-monitor/{provider}/{family}` (≤ 255 characters): deterministic,
 so a `probe.recovered` resolves the incident its `probe.failed` opened even after a
 restart, and a second failure while one is open updates it instead of paging again.
+Domain events have no provider: `delivery-monitor/{domain}/{family}[/{listing}]`, so
+each block listing is its own incident and its delisting resolves it.
 
 Which events page is declared by each event type (monitor/events/model.py), never by
 name here; everything else returns None (nothing is sent):
@@ -71,7 +73,10 @@ class PagerDutySubscriptionCreate(CreateBase):
 def dedup_key(event: Event) -> str:
     if event.type.per_event:
         return f"{SOURCE}/test/{event.id}"[:DEDUP_MAX]
-    return f"{SOURCE}/{event.provider or '-'}/{event.type.family}"[:DEDUP_MAX]
+    # Domain events have no provider: the domain, and for a listing which one, instead.
+    who = event.provider or event.data.get("domain") or "-"
+    listing = event.data.get("listing")
+    return f"{SOURCE}/{who}/{event.type.family}{f'/{listing}' if listing else ''}"[:DEDUP_MAX]
 
 
 def build_event(event: Event, routing_key: str, public_url: str | None = None,

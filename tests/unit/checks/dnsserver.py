@@ -4,7 +4,8 @@ Serves `records` — {(name, type): [rdata text, ...]} — and answers like a re
 server: NOERROR with the records, NOERROR and no answer (NODATA) for a name
 that has other types, NXDOMAIN for an unknown name. `silent` drops every query
 (a server that never answers); `rcode` answers every query with it (SERVFAIL…).
-Records can be changed while it runs; `queries` logs what was asked.
+Records can be changed while it runs; `queries` logs what was asked. Answers for
+the names in `authentic` carry the AD bit, as from a validating resolver.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class DnsServer:
     host: str = "127.0.0.1"
     port: int = 0
     queries: list[tuple[str, str]] = field(default_factory=list)
+    authentic: set[str] = field(default_factory=set)
     _transport: asyncio.DatagramTransport | None = None
 
     @property
@@ -76,6 +78,8 @@ class DnsServer:
         if name not in known:
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif values:
+            if name in self.authentic:
+                response.flags |= dns.flags.AD
             response.answer.append(dns.rrset.from_text_list(
                 question.name, 300, dns.rdataclass.IN, question.rdtype, values))
         return response.to_wire()

@@ -101,11 +101,12 @@ async def test_progress_redraws_in_place_on_a_terminal() -> None:
         "\r[####################] 2/2 seeds (done)\n")
 
 
-async def check_subprocess(config: Path, sandbox: Sandbox, *flags: str
+async def check_subprocess(config: Path, sandbox: Sandbox, *flags: str, as_json: bool = True
                            ) -> tuple[int | None, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "monitor.cli", "check", "--config", str(config),
-        "--provider", "sandbox", "--from", SENDER, "--seed", "seed-1", *flags, "--json",
+        "--provider", "sandbox", "--from", SENDER, "--seed", "seed-1", *flags,
+        *(["--json"] if as_json else []),
         env={"SANDBOX_PASSWORD": sandbox.password},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -124,6 +125,25 @@ async def test_a_check_as_a_subprocess(tmp_path: Path, sandbox: Sandbox) -> None
     assert report["seeds"][0]["placement"] == "inbox"
     assert "1/1 seeds (done)" in err.decode()
     assert sandbox.password not in out.decode()
+
+
+async def test_posture_findings_are_printed_with_their_explanations_and_fail_the_check(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    from tests.unit.posture.zones import spf_tree
+
+    records = domain_records("check.test")
+    records.update(spf_tree("check.test", 11))
+    config = write_config(tmp_path / "c.yaml", sandbox)
+    async with DnsServer(records) as dns:
+        code, out, err = await check_subprocess(config, sandbox, "--dns-server",
+                                                f"127.0.0.1:{dns.port}", as_json=False)
+    text = out.decode()
+    assert code == 1, err.decode()
+    assert "\nPosture of check.test" in text
+    assert "\n  Errors\n    spf.lookup_limit\n" in text
+    assert "needs 11 DNS lookups, over the limit of 10 (RFC 7208 §4.6.4)" in text
+    assert "\n  Warnings\n" in text and "mta_sts.missing" in text
+    assert "Verdict: FAILED" in text and "  - spf.lookup_limit: SPF for check.test" in text
 
 
 async def test_without_dns_server_flag_the_config_setting_is_used(

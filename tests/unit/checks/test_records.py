@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.checks.records import is_dmarc, is_spf, parse_dmarc, parse_spf
+from monitor.posture.records import is_dmarc, is_spf, parse_dmarc, parse_spf
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -107,7 +107,8 @@ def test_severity_by_failure_class_and_refinements() -> None:
     assert severity(EventType.CHECK_COMPLETED, verdict="passed") is Severity.INFO
     assert {t for t in EventType if t.pages} == {
         EventType.PROBE_FAILED, EventType.DELIVERY_FAILED, EventType.PROBE_DEGRADED,
-        EventType.TLS_CERTIFICATE_EXPIRING, EventType.WEBHOOK_TEST}
+        EventType.TLS_CERTIFICATE_EXPIRING, EventType.DOMAIN_BLOCKLISTED,
+        EventType.WEBHOOK_TEST}
 
 
 TEAMS_AND_DISCORD = """\

@@ -3,9 +3,9 @@
 SPF is checked for syntax only (RFC 7208 §4.6, §5, §6): every term must be a
 known mechanism with a well-formed argument or a `name=value` modifier.
 Unknown modifiers are allowed, as §6 requires receivers to ignore them; they
-come back as warnings. The 10-lookup limit (§4.6.4) is counted on the
-top-level record only: following includes would need more DNS than a check
-should do, so it is a lower bound.
+come back as warnings. `lookup_terms` counts the 10-lookup limit (§4.6.4) on
+this record only, a lower bound; monitor/posture/spf.py counts it through every
+include and redirect.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+
+from monitor.posture.tags import parse_tags
 
 SPF_PREFIX = "v=spf1"
 DMARC_PREFIX = "v=DMARC1"
@@ -87,6 +89,32 @@ def parse_spf(record: str) -> SpfParse:
                     warnings=tuple(warnings))
 
 
+@dataclass(frozen=True)
+class SpfTerm:
+    """One term of a parseable record: a mechanism (qualifier, name, argument after
+    `:` or `/`) or a modifier (`name=value`, qualifier empty)."""
+
+    name: str
+    value: str
+    qualifier: str = ""
+    modifier: bool = False
+
+
+def spf_terms(record: str) -> list[SpfTerm]:
+    """The terms of a record `parse_spf` accepted, in order, names lowercased."""
+    out = []
+    for term in record.split()[1:]:
+        modifier = _MODIFIER.match(term)
+        if modifier is not None:
+            out.append(SpfTerm(modifier.group(1).lower(), modifier.group(2), modifier=True))
+            continue
+        match = _MECHANISM.match(term)
+        if match is not None:
+            out.append(SpfTerm(match.group(2).lower(), match.group(3).removeprefix(":"),
+                               match.group(1) or "+"))
+    return out
+
+
 def _mechanism_error(term: str) -> str | None:
     match = _MECHANISM.match(term)
     if match is None:
@@ -136,14 +164,9 @@ class DmarcParse:
 
 def parse_dmarc(record: str) -> DmarcParse:
     """Tags of a DMARC record (RFC 7489 §6.3); unknown tags are ignored, as required."""
-    tags: dict[str, str] = {}
-    for part in record.split(";"):
-        if not part.strip():
-            continue
-        name, eq, value = part.partition("=")
-        if not eq:
-            return DmarcParse(valid=False, error=f"tag {part.strip()!r} has no '='", tags=tags)
-        tags.setdefault(name.strip().lower(), value.strip())
+    tags = parse_tags(record)
+    if isinstance(tags, str):
+        return DmarcParse(valid=False, error=tags)
     if tags.get("v") != "DMARC1":
         return DmarcParse(valid=False, error=f"does not start with {DMARC_PREFIX}", tags=tags)
     policy = tags.get("p", "").lower() or None
