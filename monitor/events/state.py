@@ -35,3 +35,10 @@ class ProviderState(BaseModel):
     # one mailbox filing to junk while another receives fine doesn't flap the alert.
     mailboxes: dict[str, bool] = {}
     last_run_id: str | None = None
+
+
+def brief(state: ProviderState) -> dict[str, object]:
+    """The state as a provider list shows it (the API's ProviderSummary fields)."""
+    return {"health": state.health.value, "delivery": state.delivery.value,
+            "degraded": state.degraded, "consecutive_failures": state.consecutive_failures,
+            "codes": {key: code for key, (code, _) in state.codes.items()}}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from monitor.events.state import ProviderState
+from monitor.events.state import ProviderState, brief
 from monitor.probe.result import ProbeResult
 from monitor.probe.summary import RunSummary
 from monitor.store.db import is_postgres
@@ -99,17 +98,21 @@ async def load_state(session: AsyncSession, provider: str, now: datetime) -> Pro
 
 async def save_state(session: AsyncSession, provider: str, state: ProviderState,
                      now: datetime, last: RunSummary | None = None) -> None:
-    """`last`: the run this state follows (None: the state changed without a run)."""
+    """`last`: the run this state follows (None: the state changed without a run).
+
+    The row's `summary` is the provider's list entry, kept ready: the state in brief
+    and the last run in brief, so listing thousands parses nothing.
+    """
     row = await session.get(ProviderStateRow, provider)
     data = state.model_dump(mode="json")
-    summary = last.model_dump(mode="json") if last else None
+    previous = (row.summary or {}).get("last_run") if row else None
+    summary = {**brief(state), "last_run": last.model_dump(mode="json") if last else previous}
     if row is None:
         session.add(ProviderStateRow(provider=provider, state=data, summary=summary,
                                      last_run_id=state.last_run_id, updated_at=now))
     else:
-        row.state, row.last_run_id, row.updated_at = data, state.last_run_id, now
-        if summary is not None:
-            row.summary = summary
+        row.state, row.summary = data, summary
+        row.last_run_id, row.updated_at = state.last_run_id, now
         session.add(row)
 
 
@@ -148,17 +151,17 @@ async def states(session: AsyncSession) -> Sequence[ProviderStateRow]:
         col(ProviderStateRow.provider)))).all()
 
 
-async def states_of(session: AsyncSession, providers: Sequence[str]
-                    ) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(state, summary) of `providers` (one page of a list), by primary key: plain
-    JSON, no ORM objects, as the list serves them as they are."""
+async def listings(session: AsyncSession, providers: Sequence[str]) -> dict[str, str]:
+    """The stored list entries (`save_state`) of `providers`, one page, by primary key,
+    as JSON text: the list splices them into its answer without parsing them."""
     if not providers:
         return {}
     table = ProviderStateRow.__table__  # type: ignore[attr-defined]
     rows = (await session.execute(
-        sa.select(table.c.provider, table.c.state, table.c.summary)
-        .where(table.c.provider.in_(providers)))).all()
-    return {provider: (state or {}, summary) for provider, state, summary in rows}
+        sa.select(table.c.provider, sa.cast(table.c.summary, sa.Text))
+        .where(table.c.provider.in_(providers))
+        .where(table.c.summary.is_not(None)))).all()
+    return {provider: text for provider, text in rows if text and text != "null"}
 
 
 async def state(session: AsyncSession, provider: str) -> ProviderStateRow | None:

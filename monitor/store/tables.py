@@ -53,7 +53,8 @@ class ProviderStateRow(SQLModel, table=True):
     provider: str = Field(primary_key=True, max_length=64)
     state: dict[str, Any] = _json(default_factory=dict)
     last_run_id: str | None = Field(default=None, max_length=32)
-    # The last run in brief (monitor.probe.summary.RunSummary), for provider lists.
+    # The provider's list entry, kept ready (store.runs.save_state): the state in brief
+    # and the last run in brief (monitor.probe.summary.RunSummary).
     summary: dict[str, Any] | None = _json(default=None)
     updated_at: datetime = _ts()
 

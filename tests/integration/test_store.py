@@ -248,7 +248,9 @@ async def test_upgrading_gives_existing_providers_the_summary_of_their_last_run(
                               sessions=sessions(engine)).sessions() as session:
             row = await store.runs.state(session, "p")
         assert row is not None and row.summary is not None
-        assert (row.summary["failed_step"], row.summary["code"]) == ("rcpt", 451)
-        assert row.summary["certificate_not_after"].startswith("2026-12-08")
+        last = row.summary["last_run"]
+        assert (last["failed_step"], last["code"]) == ("rcpt", 451)
+        assert last["certificate_not_after"].startswith("2026-12-08")
+        assert row.summary["health"] == "unknown" and row.summary["codes"] == {}
     finally:
         await engine.dispose()

@@ -1,21 +1,28 @@
-"""the last run in brief beside each provider's state, for provider lists
+"""each provider's list entry kept ready beside its state
 
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-01 23:50:00
 
 `GET /v1/providers` read every provider's whole last result (about 2.4 KB
-each) to show a few fields of it; it now reads this summary. Existing rows
-get theirs from the run their state points at.
+each) to show a few fields of it; it now serves this entry as stored: the
+state in brief and the last run in brief. Existing rows get theirs from their
+state and the run it points at.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import sqlalchemy as sa
 from alembic import op
+from pydantic import BaseModel
 
+from monitor.events.state import ProviderState, brief
 from monitor.probe.result import ProbeResult
 from monitor.probe.summary import summarize
+
+M = TypeVar("M", bound=BaseModel)
 
 revision = "0009"
 down_revision = "0008"
@@ -29,13 +36,20 @@ def upgrade() -> None:
                      sa.column("summary", sa.JSON))
     bind = op.get_bind()
     rows = bind.execute(sa.text(
-        "SELECT s.provider, r.result FROM provider_state s JOIN run r ON r.id = s.last_run_id"))
-    for provider, stored in rows.all():
-        # Through sa.text SQLite hands JSON back as text, PostgreSQL as a dict.
-        result = (ProbeResult.model_validate_json(stored) if isinstance(stored, str)
-                  else ProbeResult.model_validate(stored))
+        "SELECT s.provider, s.state, r.result FROM provider_state s "
+        "LEFT JOIN run r ON r.id = s.last_run_id"))
+    for provider, saved, stored in rows.all():
+        result = _parsed(ProbeResult, stored) if stored is not None else None
+        entry = {**brief(_parsed(ProviderState, saved or {})),
+                 "last_run": summarize(result).model_dump(mode="json") if result else None}
         bind.execute(state.update().where(state.c.provider == provider).values(
-            summary=summarize(result).model_dump(mode="json")))
+            summary=entry))
+
+
+def _parsed(model: type[M], stored: str | dict[str, Any]) -> M:
+    # Through sa.text SQLite hands JSON back as text, PostgreSQL as a dict.
+    return (model.model_validate_json(stored) if isinstance(stored, str)
+            else model.model_validate(stored))
 
 
 def downgrade() -> None:
