@@ -188,9 +188,11 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
             # are time-ordered): kept as history, but the state and events follow the
             # newer run, so a stale failure cannot undo a later recovery.
             store.runs.add_run(session, result, slot)
+            await store.rollups.add_run(session, result)
         else:
             state, events = detect(previous, result, provider.thresholds, now)
             store.runs.add_run(session, result, slot)
+            await store.rollups.add_run(session, result)
             await store.runs.save_state(session, provider.name, state, now)
             await store.events.add_events(session, events, now)
         for pending in pending_tokens(result, ctx.config):

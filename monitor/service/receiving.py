@@ -105,6 +105,7 @@ async def settle(ctx: AppContext, result: ReceiveResult) -> None:
                 latency_ms=result.latency_ms, result=result.model_dump(mode="json"))):
             return  # settled meanwhile by another replica: its verdict stands
         previous = await store.runs.load_state(session, result.provider, now)
+        await store.rollups.add_receive(session, result)
         configured = [m.name for m in seed_mailboxes(ctx.config, result.provider)]
         state, events = detect_delivery(previous, result.provider, observation(result), now,
                                         configured)

@@ -19,6 +19,7 @@ from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
 from monitor.service.probing import record_held, run_slot, slot_offset, take_over_slots
+from monitor.status.rollup import RETENTION as ROLLUP_RETENTION
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -88,7 +89,10 @@ async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object
 
 
 async def prune(ctx: AppContext) -> None:
-    before = ctx.clock() - ctx.config.settings.retention
+    now = ctx.clock()
+    before = now - ctx.config.settings.retention
+    # Rollups are kept 400 days, or as long as the raw runs when those are kept longer.
+    rollups_before = now - max(ROLLUP_RETENTION, ctx.config.settings.retention)
     async with ctx.sessions() as session:
-        counts = await store.retention.prune(session, before)
+        counts = await store.retention.prune(session, before, rollups_before=rollups_before)
     log.info("retention", extra={"action": "retention", "before": before.isoformat(), **counts})

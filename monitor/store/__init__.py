@@ -11,6 +11,7 @@ SQLite by default, PostgreSQL for replicas. Callers write `store.runs.add_run(..
     inbound        mail posted to /inbound/{mailbox}, for every replica's poller
     pacing         when a paced destination (a Slack URL) may next be sent to
     replicas       heartbeats: who is alive to share the providers
+    rollups        hourly per-provider counts and latency histograms (the status page)
     retention      what goes with age
 """
 
@@ -22,10 +23,11 @@ from monitor.store import (
     pacing,
     replicas,
     retention,
+    rollups,
     runs,
     subscriptions,
     tokens,
 )
 
 __all__ = ["checks", "events", "inbound", "outbox", "pacing", "replicas", "retention",
-           "runs", "subscriptions", "tokens"]
+           "rollups", "runs", "subscriptions", "tokens"]
