@@ -86,7 +86,7 @@ def arrival(provider: str, sent: datetime, *, latency_ms: float = 4000.0,
 def config(*providers: str, **settings: Any) -> Config:
     return Config.model_validate({
         "providers": [{"name": name, "host": "mx.example.test", "mode": "send",
-                       "from": "probe@example.test", "to": ["seed"], "interval": "5m",
+                       "from": "probe@example.test", "to": ["seed"], "interval": "1h",
                        "auth": {"username": "user", "password": "hunter2-provider-secret"},
                        "thresholds": {"failure": 1, "recovery": 1}}
                       for name in providers],
@@ -121,3 +121,23 @@ async def record_arrival(ctx: AppContext, result: ReceiveResult) -> None:
         await settle(ctx, result)
     finally:
         ctx.clock = previous
+
+
+async def seed_history(ctx: AppContext, now: datetime = NOW) -> None:
+    """Two days of hourly runs: `good` up throughout; `broken` up, then an incident that
+    recovered, then failing for the last three hours with hostile text in its banner
+    and reply; `junky` up at SMTP while its test messages land in junk."""
+    start = now - timedelta(hours=47)
+    for h in range(48):
+        at = start + timedelta(hours=h)
+        await record_probe(ctx, probe("good", at, duration_ms=100 + 10 * (h % 5),
+                                      token=f"dm-{h}"))
+        await record_arrival(ctx, arrival("good", at, latency_ms=3000 + 100 * (h % 7)))
+        failing = 20 <= h < 23 or h >= 45
+        await record_probe(ctx, probe(
+            "broken", at, ok=not failing, duration_ms=250 + 5 * h,
+            banner=XSS_BANNER if failing else "mx.example.test ESMTP",
+            reply=XSS_REPLY if failing else "2.1.5 Ok", code=550, enhanced="5.1.1"))
+        await record_probe(ctx, probe("junky", at, duration_ms=180))
+        await record_arrival(ctx, arrival("junky", at, placement=Placement.JUNK,
+                                          folder='Junk"><img src=x onerror=alert(4)>'))
