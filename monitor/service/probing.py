@@ -43,6 +43,7 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
     ctx.track_current()  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
     slot = slot_for(provider, now)
+    ctx.metrics.scheduler_lateness.observe(lateness(provider, slot, now))
     try:
         async with ctx.sessions() as session:
             claimed = await store.runs.claim_slot(session, provider.name, slot, ctx.replica, now,
@@ -64,6 +65,12 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig) -> ProbeResult | N
     # monitors against one provider don't all arrive on the same second.
     await asyncio.sleep(random.uniform(0, _jitter(provider)))
     return await probe_and_record(ctx, provider, slot)
+
+
+def lateness(provider: ProviderConfig, slot: int, now: datetime) -> float:
+    """Seconds between the slot's boundary (where its job is scheduled) and `now`."""
+    boundary = slot * provider.interval.total_seconds() + slot_offset(provider)
+    return max(0.0, now.timestamp() - boundary)
 
 
 def _jitter(provider: ProviderConfig) -> float:

@@ -111,8 +111,7 @@ async def settle(ctx: AppContext, result: ReceiveResult) -> None:
                                         configured)
         await store.runs.save_state(session, result.provider, state, now)
         await store.events.add_events(session, events, now)
-    ctx.metrics.receive.labels(result.provider, result.mailbox,
-                               result.placement.value if result.placement else "missing").inc()
+    ctx.metrics.observe_receive(result)
     log.info("receive result", extra={
         "action": "receive", "provider": result.provider, "mailbox": result.mailbox,
         "run_id": result.run_id, "status": result.status.value,

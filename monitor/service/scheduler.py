@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import store
 from monitor.service.context import AppContext
+from monitor.service.gauges import refresh_gauges
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
 from monitor.service.probing import record_held, run_slot, slot_offset, take_over_slots
@@ -31,6 +32,8 @@ RETENTION_EVERY = timedelta(hours=1)
 CHECKS_EVERY = timedelta(seconds=10)
 # How soon a dead replica's claimed slot is noticed once its lease ran out.
 TAKEOVER_EVERY = timedelta(seconds=2)
+# The outbox and dead-letter gauges: two grouped counts, about a Prometheus scrape interval.
+GAUGES_EVERY = timedelta(seconds=15)
 
 
 def _aligned_start(interval: float, offset: float, now: datetime) -> datetime:
@@ -67,6 +70,9 @@ def build_scheduler(ctx: AppContext,
     scheduler.add_job(guarded, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
                       args=(ctx, "retention", lambda: prune(ctx)), id="retention",
                       next_run_time=now + timedelta(seconds=30))
+    scheduler.add_job(guarded, IntervalTrigger(seconds=GAUGES_EVERY.total_seconds()),
+                      args=(ctx, "gauges", lambda: refresh_gauges(ctx)), id="gauges",
+                      next_run_time=now + timedelta(seconds=1))
     for name, (job, every) in (extra_jobs or {}).items():
         scheduler.add_job(guarded, IntervalTrigger(seconds=every.total_seconds()),
                           args=(ctx, name, job), id=name,
