@@ -122,5 +122,6 @@ def chart(series: Sequence[Series], start: datetime, end: datetime, *, title: st
                       f'r="2"/>' for px, py in segment]
     legend = "".join(f'<tspan class="legend {escape(s.css)}" dx="12">— {escape(s.name)}</tspan>'
                      for s in series)
-    parts.append(f'<text class="axis" x="{left}" y="{top_pad + 8}">{legend}</text></svg>')
+    parts.append(f'<text class="axis" x="{width - right - 4}" y="{top_pad + 8}" '
+                 f'text-anchor="end">{legend}</text></svg>')
     return Markup("".join(parts))
