@@ -64,6 +64,11 @@ class LastRun:
     duration_ms: float
     failure: Failure | None
     certificate_days: int | None
+    # Both as the server's certificate says: attacker-controlled.
+    certificate_subject: str = ""
+    certificate_issuer: str = ""
+    tls_verified: bool | None = None
+    tls_error: str | None = None
 
 
 def _reply(step: Mapping[str, Any]) -> str:
@@ -84,11 +89,16 @@ def last_run_of(row: RunRow | None, now: datetime) -> LastRun | None:
                           failure_class=str(row.failure_class or ""),
                           diagnosis=str(diagnosis.get("summary") or ""))
     days = None
-    not_after = ((result.get("tls") or {}).get("certificate") or {}).get("not_after")
-    if not_after:
+    tls = result.get("tls") or {}
+    certificate = tls.get("certificate") or {}
+    if not_after := certificate.get("not_after"):
         days = (datetime.fromisoformat(not_after) - now).days
     return LastRun(at=row.started_at, ok=row.ok, duration_ms=row.duration_ms, failure=failure,
-                   certificate_days=days)
+                   certificate_days=days,
+                   certificate_subject=str(certificate.get("subject") or ""),
+                   certificate_issuer=str(certificate.get("issuer") or ""),
+                   tls_verified=tls.get("verified") if tls else None,
+                   tls_error=tls.get("verify_error"))
 
 
 @dataclass(frozen=True)
@@ -99,10 +109,16 @@ class ProviderSummary:
     uptimes: Sequence[Uptime]
     sparkline: Markup
     p95_24h: float | None
+    mailboxes_failing: Sequence[str] = ()  # seed mailboxes whose last message went wrong
 
     @property
     def css(self) -> str:
         return css_of(self.state)
+
+
+def _failing_mailboxes(row: ProviderStateRow | None) -> list[str]:
+    mailboxes = (row.state.get("mailboxes") if row else None) or {}
+    return sorted(name for name, ok in mailboxes.items() if not ok)
 
 
 @dataclass(frozen=True)
@@ -157,7 +173,8 @@ async def overview(ctx: AppContext, now: datetime) -> Overview:
             last=last_run_of(last.get(p.name), now),
             uptimes=[uptimes.get(p.name, empty)[w] for w in PAGE_WINDOWS],
             sparkline=svg.sparkline([ms for _, ms in points], label=f"{p.name} p50 latency"),
-            p95_24h=histogram.quantile(merged.probe_ms, 0.95)))
+            p95_24h=histogram.quantile(merged.probe_ms, 0.95),
+            mailboxes_failing=_failing_mailboxes(states.get(p.name))))
     subs = [SubscriptionHealth(name=name, kind=kind, enabled=enabled, disabled_reason=reason,
                                queued=counts.get(sub_id, {}).get("pending", 0),
                                dead=counts.get(sub_id, {}).get("dead", 0))

@@ -27,9 +27,9 @@ PROVIDERS = ("good", "broken", "junky")
 Site = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One seeded SQLite file per module; each test serves a copy of it."""
+    """One seeded SQLite file for the session; every test serves a copy of it."""
     import asyncio
 
     path = tmp_path_factory.mktemp("status") / "seeded.db"
@@ -51,17 +51,20 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def site(seeded_db: str, tmp_path: Path) -> Site:
-    """`async with site(status_page="token") as client:` a client of the seeded service."""
+    """`async with site(status_page="token") as client:` a client of the seeded service;
+    `extra` providers are configured but have no history."""
     import itertools
     import shutil
 
     copies = itertools.count()
 
     @asynccontextmanager
-    async def open_site(**settings: str) -> AsyncIterator[httpx.AsyncClient]:
+    async def open_site(extra: tuple[str, ...] = (),
+                        **settings: str) -> AsyncIterator[httpx.AsyncClient]:
         copy = tmp_path / f"db-{next(copies)}.db"
         shutil.copy(seeded_db, copy)
-        ctx = AppContext.create(config(*PROVIDERS, **settings), f"sqlite+aiosqlite:///{copy}")
+        ctx = AppContext.create(config(*PROVIDERS, *extra, **settings),
+                                f"sqlite+aiosqlite:///{copy}")
         ctx.clock = lambda: NOW
         app = service_app(ctx, TOKENS, ReceiveOptions(data_dir=tmp_path))
         try:

@@ -27,6 +27,7 @@ from monitor.service.receiving import settle
 NOW = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
 _serial = itertools.count()
 XSS_BANNER = '<script>alert("banner")</script> mx.evil.test ESMTP "><img src=x onerror=alert(1)>'
+XSS_SUBJECT = 'CN=<svg onload=alert(5)>,O="><script>alert(6)</script>'
 XSS_REPLY = '5.1.1 <seed@x.test>: "><img src=x onerror=alert(2)><script>alert(3)</script>'
 
 
@@ -39,7 +40,8 @@ def probe(provider: str, at: datetime, *, ok: bool = True, duration_ms: float = 
           banner: str = "mx.example.test ESMTP", reply: str = "2.1.5 Ok",
           code: int = 250, enhanced: str = "2.1.5",
           failure_class: FailureClass = FailureClass.PERMANENT,
-          not_after: datetime | None = None, token: str | None = None) -> ProbeResult:
+          not_after: datetime | None = None, token: str | None = None,
+          subject: str = "CN=mx.example.test") -> ProbeResult:
     steps = [
         StepResult(step=Step.CONNECT, command="connect", code=220, text=banner,
                    latency_ms=duration_ms * 0.2),
@@ -55,7 +57,7 @@ def probe(provider: str, at: datetime, *, ok: bool = True, duration_ms: float = 
     diagnosis = None if ok else Diagnosis(
         summary=f"RCPT rejected with {code} {enhanced}: the mailbox does not exist",
         action="Check the recipient address.", retry=failure_class.retryable)
-    certificate = Certificate(subject="CN=mx.example.test", issuer="CN=Test CA",
+    certificate = Certificate(subject=subject, issuer="CN=Test CA",
                               not_after=not_after or at + timedelta(days=42),
                               fingerprint_sha256="ab" * 32)
     return ProbeResult(
@@ -137,7 +139,8 @@ async def seed_history(ctx: AppContext, now: datetime = NOW) -> None:
         await record_probe(ctx, probe(
             "broken", at, ok=not failing, duration_ms=250 + 5 * h,
             banner=XSS_BANNER if failing else "mx.example.test ESMTP",
-            reply=XSS_REPLY if failing else "2.1.5 Ok", code=550, enhanced="5.1.1"))
+            reply=XSS_REPLY if failing else "2.1.5 Ok", code=550, enhanced="5.1.1",
+            subject=XSS_SUBJECT if failing else "CN=mx.example.test"))
         await record_probe(ctx, probe("junky", at, duration_ms=180))
         await record_arrival(ctx, arrival("junky", at, placement=Placement.JUNK,
                                           folder='Junk"><img src=x onerror=alert(4)>'))

@@ -3,6 +3,7 @@ per-provider gauges, histograms without a provider label, the outbox by state.""
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,8 +45,9 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
 
 
 async def test_probe_gauges_round_trip_and_outbox(seeded_db: str, tmp_path: Path) -> None:
-    # This module's own seeded copy (module scope), changed only here.
-    ctx = AppContext.create(config(*PROVIDERS), f"sqlite+aiosqlite:///{seeded_db}")
+    copy = tmp_path / "metrics.db"
+    shutil.copy(seeded_db, copy)  # a delivery is marked dead below
+    ctx = AppContext.create(config(*PROVIDERS), f"sqlite+aiosqlite:///{copy}")
     ctx.clock = lambda: NOW
     try:
         good = probe("good", NOW, duration_ms=120)

@@ -30,7 +30,7 @@ def assert_clean(body: str) -> None:
     parsed = _Markup()
     parsed.feed(body)
     assert not {"script", "img", "iframe"} & parsed.tags
-    assert parsed.handlers == []
+    assert parsed.handlers == []  # also no <svg onload> from a certificate subject
     for secret in SECRETS:
         assert secret not in body, secret
 
@@ -61,6 +61,8 @@ async def test_the_front_page_lists_every_provider_with_its_state(site: Site) ->
     assert "42 d" in good  # certificate days left
     # Delivery health per subscription, without its URL or secret.
     assert "ops-hook" in body and "generic" in body
+    junky = body[body.index('id="provider-junky"'):]
+    assert "the last test message to seed was late, missing or in junk" in junky
 
 
 async def test_the_provider_page_has_charts_timeline_incidents_and_arrivals(
@@ -74,6 +76,7 @@ async def test_the_provider_page_has_charts_timeline_incidents_and_arrivals(
     body = response.text
     assert_clean(body)
     assert "&lt;script&gt;alert(&#34;banner&#34;)&lt;/script&gt;" in body  # the banner
+    assert "CN=&lt;svg onload=alert(5)&gt;,O=&#34;&gt;&lt;script&gt;" in body  # certificate
     charts = re.findall(r'<svg class="chart".*?</svg>', body, re.S)
     assert len(charts) == 3
     points = re.findall(r'<polyline class="series run" points="([^"]+)"', charts[0])
@@ -164,3 +167,17 @@ def test_autoescape_is_on_for_every_template_name() -> None:
     env = environment()
     assert env.autoescape is True  # not select_autoescape: no extension escapes it off
     assert set(env.list_templates()) >= {"index.html", "provider.html", "incidents.html"}
+
+
+async def test_a_provider_without_any_run_yet(site: Site) -> None:
+    async with site(status_page="public", extra=("fresh",)) as client:
+        front = await client.get("/")
+        page = await client.get("/providers/fresh")
+        badge = await client.get("/badge/fresh/uptime/30d.json")
+        latency = await client.get("/badge/fresh/latency.json")
+    row = front.text[front.text.index('id="provider-fresh"'):]
+    assert 'data-state="unknown"' in front.text and "never" in row[:2000]
+    assert page.status_code == 200 and "No runs recorded yet." in page.text
+    assert page.text.count(">no data</text>") == 3  # the three charts
+    assert badge.json()["message"] == "no data" and badge.json()["color"] == "lightgrey"
+    assert latency.json()["message"] == "no data"
