@@ -158,6 +158,14 @@ def uptime(window: Window, hours: Mapping[datetime, HourCounts], now: datetime) 
                   observed_hours=len(inside), window_hours=window.hours)
 
 
+def combined(a: Uptime, b: Uptime, sign: int = 1) -> Uptime:
+    """One window's uptime from two disjoint sets of its hours (`sign=-1`: the hours of
+    `a` that are not in `b`, when `b`'s are a part of `a`'s)."""
+    return Uptime(a.window, runs=a.runs + sign * b.runs, ok=a.ok + sign * b.ok,
+                  observed_hours=a.observed_hours + sign * b.observed_hours,
+                  window_hours=a.window_hours)
+
+
 def uptime_from_totals(window: Window, runs: int, ok: int, observed_hours: int) -> Uptime:
     """The same from sums the database made (SUM(runs), SUM(ok), COUNT of hours with runs)."""
     return Uptime(window.name, runs=runs, ok=ok, observed_hours=observed_hours,

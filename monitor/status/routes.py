@@ -75,6 +75,7 @@ def status_routes(ctx: AppContext, tokens: Tokens) -> list[BaseRoute]:
     if setting is StatusPageAccess.OFF:
         return []
     templates = Jinja2Templates(env=environment())
+    uptime_cache = views.page_uptimes()
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("signed_in", setting is StatusPageAccess.TOKEN)
@@ -93,7 +94,8 @@ def status_routes(ctx: AppContext, tokens: Tokens) -> list[BaseRoute]:
         return guard
 
     async def index(request: Request) -> Response:
-        return page(request, "index.html", view=await views.overview(ctx, ctx.clock()))
+        view = await views.overview(ctx, ctx.clock(), uptime_cache)
+        return page(request, "index.html", view=view)
 
     async def provider_view(request: Request) -> Response:
         view = await views.provider_page(ctx, provider_or_404(ctx, request), ctx.clock())

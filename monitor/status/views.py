@@ -20,6 +20,7 @@ from monitor import store
 from monitor.config import ProviderConfig
 from monitor.service.context import AppContext
 from monitor.status import histogram, incidents, rollup, svg
+from monitor.status.cache import UptimeCache
 from monitor.status.incidents import EventFact, Incident
 from monitor.status.rollup import HOUR, PAGE_WINDOWS, WINDOWS, HourCounts, Uptime
 from monitor.store.tables import ProviderStateRow, ReceiveResultRow, RunRow
@@ -152,28 +153,32 @@ def hourly(hours: Mapping[datetime, HourCounts], start: datetime, count: int,
     return out
 
 
-async def overview(ctx: AppContext, now: datetime) -> Overview:
-    windows = {name: WINDOWS[name] for name in PAGE_WINDOWS}
+def page_uptimes() -> UptimeCache:
+    """The front page's uptime sums, kept between views (monitor.status.cache)."""
+    return UptimeCache({name: WINDOWS[name] for name in PAGE_WINDOWS})
+
+
+async def overview(ctx: AppContext, now: datetime, cache: UptimeCache) -> Overview:
     day_start = WINDOWS["24h"].start(now)
     async with ctx.sessions() as session:
         states = {s.provider: s for s in await store.runs.states(session)}
         last = await store.runs.last_runs(session)
-        uptimes = await store.rollups.uptimes(session, windows, now)
-        day = await store.rollups.hours_by_provider(session, day_start)
+        uptimes = await cache.uptimes(session, now)
+        day = await store.rollups.probe_histograms(session, day_start)
         subscriptions = await store.subscriptions.summaries(session)
         counts = await store.outbox.counts_by_subscription(session)
     providers = []
     for p in ctx.config.providers:
         hours = day.get(p.name, {})
-        points = hourly(hours, day_start, 24, 0.5)
-        merged = rollup.merge(hours.values())
+        points = [(at, histogram.quantile(hours[at], 0.5) if at in hours else None)
+                  for at in (day_start + i * HOUR for i in range(24))]
         empty = {w: rollup.uptime_from_totals(WINDOWS[w], 0, 0, 0) for w in PAGE_WINDOWS}
         providers.append(ProviderSummary(
             name=p.name, state=state_of(states.get(p.name)),
             last=last_run_of(last.get(p.name), now),
             uptimes=[uptimes.get(p.name, empty)[w] for w in PAGE_WINDOWS],
             sparkline=svg.sparkline([ms for _, ms in points], label=f"{p.name} p50 latency"),
-            p95_24h=histogram.quantile(merged.probe_ms, 0.95),
+            p95_24h=histogram.quantile(histogram.merge(hours.values()), 0.95),
             mailboxes_failing=_failing_mailboxes(states.get(p.name))))
     subs = [SubscriptionHealth(name=name, kind=kind, enabled=enabled, disabled_reason=reason,
                                queued=counts.get(sub_id, {}).get("pending", 0),

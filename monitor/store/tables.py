@@ -255,7 +255,8 @@ class HourlyRollupRow(SQLModel, table=True):
     ok: int = 0
     failed: int = 0
     failures: dict[str, int] = _json(default_factory=dict)  # failure class -> runs
-    # Counts over monitor.status.histogram's fixed buckets: they add up across hours.
-    probe_ms: list[int] = _json(default_factory=list)
-    receive_ms: list[int] = _json(default_factory=list)
+    # Counts over monitor.status.histogram's fixed buckets, sparse ({"index": count}):
+    # they add up across hours.
+    probe_ms: dict[str, int] = _json(default_factory=dict)
+    receive_ms: dict[str, int] = _json(default_factory=dict)
     delivery: dict[str, int] = _json(default_factory=dict)  # ok | late | junk | missing

@@ -59,6 +59,16 @@ def test_merged_hours_give_the_percentiles_of_all_their_runs() -> None:
     assert merge([slow, fast]) == both == merge([merge([fast]), merge([slow])])
 
 
+def test_stored_sparse_and_read_back() -> None:
+    h = histogram.observe(histogram.observe(histogram.empty(), 120), 121)
+    stored = histogram.sparse(h)
+    assert stored == {str(histogram.bucket_of(120)): 2}
+    assert histogram.dense(stored) == h
+    # A hand-edited or foreign row: out-of-range and non-numeric entries are dropped.
+    assert histogram.dense({"3": 1, "999": 5, "x": 1, "4": "2"})[:5] == [0, 0, 0, 1, 0]
+    assert histogram.dense([0, 2])[:2] == [0, 2]  # a plain list of counts reads too
+
+
 def test_a_stored_histogram_of_another_length_still_merges() -> None:
     short = [0, 3]  # as written by a version with fewer buckets, or hand-edited
     assert histogram.merge([short, None, histogram.empty()])[:2] == [0, 3]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +122,31 @@ async def test_concurrent_writers_of_one_hour_lose_no_run(ctx: AppContext) -> No
     async with ctx.sessions() as session:
         [hour] = (await store.rollups.hours(session, "a", NOW)).values()
     assert hour.runs == 8 and histogram.count(hour.probe_ms) == 8
+
+
+async def test_the_front_pages_cache_adds_the_current_hour_to_closed_ones(
+        ctx: AppContext) -> None:
+    from monitor.status.cache import UptimeCache
+
+    cache = UptimeCache({"24h": WINDOWS["24h"]}, ttl=timedelta(minutes=5))
+    hour = hour_of(NOW)
+
+    async def day(now: datetime) -> tuple[int, int, int]:
+        async with ctx.sessions() as session:
+            u = (await cache.uptimes(session, now))["a"]["24h"]
+        return u.runs, u.ok, u.observed_hours
+
+    async def run(at: datetime, ok: bool = True) -> None:
+        async with ctx.sessions() as session, session.begin():
+            await store.rollups.add_run(session, probe("a", at, ok=ok))
+
+    await run(hour - timedelta(hours=2))
+    await run(hour)
+    assert await day(NOW) == (2, 2, 2)
+    await run(hour + timedelta(minutes=1), ok=False)  # the current hour: seen at once
+    await run(hour - timedelta(hours=1), ok=False)  # a closed hour, written late
+    assert await day(NOW + timedelta(minutes=2)) == (3, 2, 2)
+    assert await day(NOW + timedelta(minutes=5)) == (4, 2, 3)  # the ttl ran out
+    # At the next hour every window moves on: recomputed whatever the ttl.
+    await run(hour + timedelta(hours=1))
+    assert await day(hour + timedelta(hours=1, seconds=1)) == (5, 3, 4)
