@@ -29,6 +29,9 @@ _LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30)
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Per provider, the steps whose reply code is exported: a step the last run did not
+    # reach (it failed earlier) is removed rather than left showing an old code.
+    _coded_steps: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -105,6 +108,9 @@ class Metrics:
                 codes[step.step.value] = step.code
         for step_name, code in codes.items():
             self.reply_code.labels(result.provider, step_name).set(code)
+        for gone in self._coded_steps.get(result.provider, set()) - codes.keys():
+            self.reply_code.remove(result.provider, gone)
+        self._coded_steps[result.provider] = set(codes)
         certificate = result.tls.certificate if result.tls else None
         if certificate is not None and certificate.not_after is not None:
             self.certificate_not_after.labels(result.provider).set(

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from monitor.config import Config
+from monitor.probe.result import Step, StepResult
 from monitor.receive import ReceiveOptions
 from monitor.service.context import AppContext
 from monitor.service.gauges import refresh_gauges
@@ -52,7 +53,10 @@ async def test_probe_gauges_round_trip_and_outbox(seeded_db: str, tmp_path: Path
     try:
         good = probe("good", NOW, duration_ms=120)
         broken = probe("broken", NOW, ok=False, code=550, enhanced="5.1.1")
-        for result in (good, broken):
+        earlier = probe("broken", NOW).model_copy(update={"steps": (
+            *probe("broken", NOW).steps,
+            StepResult(step=Step.DATA, command="DATA", code=354, text="go ahead"))})
+        for result in (earlier, good, broken):
             ctx.metrics.observe_probe(result)
         for ms in (2_000, 4_000, 70_000):
             ctx.metrics.observe_receive(arrival("good", NOW, latency_ms=ms))
@@ -73,6 +77,8 @@ async def test_probe_gauges_round_trip_and_outbox(seeded_db: str, tmp_path: Path
     codes = families["monitor_probe_reply_code"]
     assert value(codes, "monitor_probe_reply_code", provider="broken", step="rcpt") == 550
     assert value(codes, "monitor_probe_reply_code", provider="good", step="connect") == 220
+    # broken's earlier run reached DATA; its last one stopped at RCPT: no stale DATA code.
+    assert not [s for s in codes if s.labels == {"provider": "broken", "step": "data"}]
     assert good.tls is not None and good.tls.certificate is not None
     assert good.tls.certificate.not_after is not None
     assert value(families["monitor_tls_certificate_not_after_timestamp_seconds"],
