@@ -36,7 +36,6 @@ PAGE_HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
 }
 # An SVG opened on its own is a document that could run script: this one may not.
 BADGE_CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -76,11 +75,14 @@ def status_routes(ctx: AppContext, tokens: Tokens) -> list[BaseRoute]:
         return []
     templates = Jinja2Templates(env=environment())
     uptime_cache = views.page_uptimes()
+    # Behind a token (a cookie, which shared caches do not key on) nothing may be stored.
+    headers = {**PAGE_HEADERS, "Cache-Control": "no-cache" if setting is StatusPageAccess.PUBLIC
+               else "private, no-store"}
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("signed_in", setting is StatusPageAccess.TOKEN)
         return templates.TemplateResponse(request, name, context, status_code=status,
-                                          headers=PAGE_HEADERS)
+                                          headers=headers)
 
     def guarded(handler: Handler, *, html: bool) -> Handler:
         async def guard(request: Request) -> Response:

@@ -42,6 +42,7 @@ async def test_the_front_page_lists_every_provider_with_its_state(site: Site) ->
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src" not in response.headers["content-security-policy"]  # none at all
     assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-cache"
     body = response.text
     assert_clean(body)
     rows = dict(re.findall(r'<tr class="provider state-([a-z-]+)" id="provider-(\w+)"', body))
@@ -119,6 +120,7 @@ async def test_token_mode_asks_for_a_token_and_takes_bearer_or_cookie(site: Site
     assert 'name="next" value="/providers/good"' in anonymous.text
     assert wrong.status_code == 401
     assert bearer.status_code == 200 and "provider-good" in bearer.text
+    assert bearer.headers["cache-control"] == "private, no-store"
     assert badge.status_code == 401 and badge.headers["www-authenticate"] == "Bearer"
     assert refused.status_code == 401 and "not valid" in refused.text
     assert READ not in refused.text and "nope" not in refused.text
