@@ -58,7 +58,9 @@ def _driver() -> Any:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # Should selenium consult selenium-manager anyway, it may not download anything.
+    monkeypatch.setenv("SE_OFFLINE", "true")
     driver = _driver()
     try:
         yield driver
