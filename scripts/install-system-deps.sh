@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite talks to: the real postfix and dovecot it probes,
-# and swaks/check_smtp that bench/ measures against (swaks needs libnet-ssleay-perl
-# for STARTTLS, a Recommends that --no-install-recommends leaves out). Installed only when missing,
+# swaks/check_smtp that bench/ measures against (swaks needs libnet-ssleay-perl
+# for STARTTLS, a Recommends that --no-install-recommends leaves out), and the
+# headless chromium + chromedriver the status page's browser test drives. Installed only when missing,
 # with the distribution's services left stopped: the tests start their own
 # instances on loopback, from config files under tests/.
 # Usage: install-system-deps.sh demo|test   (demo needs only python3-venv)
@@ -9,7 +10,7 @@ set -euo pipefail
 packages=(python3-venv)
 if [ "${1:-test}" = "test" ]; then
     packages+=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
-               swaks libnet-ssleay-perl monitoring-plugins-basic)
+               swaks libnet-ssleay-perl monitoring-plugins-basic chromium chromium-driver)
 fi
 missing=()
 for p in "${packages[@]}"; do

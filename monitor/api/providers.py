@@ -68,15 +68,17 @@ def _entry(provider: ProviderConfig) -> str:
     return json.dumps(_settings(provider), ensure_ascii=False)[:-1] + ","
 
 
+def provider_or_404(ctx: AppContext, request: Request) -> ProviderConfig:
+    """The configured provider the path's `{name}` names; 404 otherwise."""
+    name = request.path_params["name"]
+    provider = ctx.config.provider(name)
+    if provider is None:
+        raise ApiError(404, f"no provider named {name!r}")
+    return provider
+
+
 def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
     last_probe: dict[str, float] = {}
-
-    def provider_or_404(request: Request) -> ProviderConfig:
-        name = request.path_params["name"]
-        provider = ctx.config.provider(name)
-        if provider is None:
-            raise ApiError(404, f"no provider named {name!r}")
-        return provider
 
     by_name = sorted(ctx.config.providers, key=lambda p: p.name)
     names = [p.name for p in by_name]
@@ -98,14 +100,14 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
         return cached_json(request, body.encode())
 
     async def get_provider(request: Request) -> Response:
-        provider = provider_or_404(request)
+        provider = provider_or_404(ctx, request)
         async with ctx.sessions() as session:
             state = await store.runs.state(session, provider.name)
             last = await store.runs.last_run(session, provider.name)
         return JSONResponse(_view(provider, state, last))
 
     async def results(request: Request) -> Response:
-        provider = provider_or_404(request)
+        provider = provider_or_404(ctx, request)
         limit = int_param(request, "limit", 20, low=1, high=200)
         async with ctx.sessions() as session:
             runs = await store.runs.recent_runs(session, provider.name, limit=limit,
@@ -114,7 +116,7 @@ def provider_endpoints(ctx: AppContext) -> list[Endpoint]:
         return JSONResponse({"items": [r.result for r in runs], "next_cursor": cursor})
 
     async def probe_now(request: Request) -> Response:
-        provider = provider_or_404(request)
+        provider = provider_or_404(ctx, request)
         now = time.monotonic()
         wait = last_probe.get(provider.name, -PROBE_NOW_INTERVAL) + PROBE_NOW_INTERVAL - now
         if wait > 0:

@@ -137,8 +137,9 @@ def _config(sandbox: Sandbox, receiver_url: str, secret: str, interval: float) -
                        "path": str(sandbox.maildir), "deliver_within": "10s"}],
         "subscriptions": [{"name": "demo-receiver", "kind": "generic", "url": receiver_url,
                            "secret": secret, "events": ["*"]}],
+        # The status page is public here: the demo listens on loopback only.
         "settings": {"allow_private_destinations": True, "allow_http_destinations": True,
-                     "helo": "demo.localhost"},
+                     "helo": "demo.localhost", "status_page": "public"},
     })
 
 
@@ -212,6 +213,8 @@ async def run_demo(*, once: bool = False, interval: float = 2.0) -> ExitCode:
                 out(f"API                   http://127.0.0.1:{api_port}  — try:")
                 out(f"  curl -H 'Authorization: Bearer {token}' "
                     f"http://127.0.0.1:{api_port}/v1/providers")
+                out(f"Status page           http://127.0.0.1:{api_port}/  (and "
+                    f"/badge/sandbox/status.svg)")
                 out(f"Probing every {interval:g}s. Ctrl-C stops everything.\n")
                 watcher = asyncio.create_task(_watch_runs(ctx, out))
                 while True:

@@ -287,6 +287,14 @@ DomainName = Annotated[str, AfterValidator(domain_name)]
 ZoneName = DomainName
 
 
+class StatusPageAccess(StrEnum):
+    """Who may see the status page and its badges (`settings.status_page`)."""
+
+    PUBLIC = "public"  # anyone who can reach the port: nothing on it is a secret
+    TOKEN = "token"  # a read (or admin) API token, as a bearer header or the page's cookie
+    OFF = "off"  # not served at all (404)
+
+
 class Settings(Strict):
     # The EHLO name when a provider sets no `helo`. Computed once here, because
     # aiosmtplib otherwise resolves the FQDN in a thread on every connect.
@@ -305,6 +313,9 @@ class Settings(Strict):
     # DNS server for pre-campaign checks: "ip", "ip:port" or "[ipv6]:port";
     # default: the system resolver.
     dns_server: str | None = None
+    # The status page (/, /providers/{name}, /incidents) and badges (/badge/...). Token by
+    # default: a page is opened to everyone on purpose, not by upgrading.
+    status_page: StatusPageAccess = StatusPageAccess.TOKEN
 
     @field_validator("dns_server")
     @classmethod

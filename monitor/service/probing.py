@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import zlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from monitor import store
 from monitor.config import ProviderConfig
@@ -45,6 +45,7 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig,
     ctx.track_current()  # a claimed slot is run to the end, even during shutdown
     now = ctx.clock()
     slot = slot_for(provider, now) if slot is None else slot
+    ctx.metrics.scheduler_lateness.observe(lateness(provider, slot, now))
     try:
         async with ctx.sessions() as session:
             claimed = await store.runs.claim_slot(session, provider.name, slot, ctx.replica, now,
@@ -66,6 +67,17 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig,
     # monitors against one provider don't all arrive on the same second.
     await asyncio.sleep(random.uniform(0, _jitter(provider)))
     return await probe_and_record(ctx, provider, slot)
+
+
+def slot_boundary(provider: ProviderConfig, slot: int) -> datetime:
+    """When `slot` of `provider` begins (the inverse of slot_for)."""
+    interval = provider.interval.total_seconds()
+    return datetime.fromtimestamp(slot * interval + slot_offset(provider), UTC)
+
+
+def lateness(provider: ProviderConfig, slot: int, now: datetime) -> float:
+    """Seconds between the slot's boundary (when the slot clock fires it) and `now`."""
+    return max(0.0, (now - slot_boundary(provider, slot)).total_seconds())
 
 
 def _jitter(provider: ProviderConfig) -> float:
@@ -190,9 +202,11 @@ async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
             # are time-ordered): kept as history, but the state and events follow the
             # newer run, so a stale failure cannot undo a later recovery.
             store.runs.add_run(session, result, slot)
+            await store.rollups.add_run(session, result)
         else:
             state, events = detect(previous, result, provider.thresholds, now)
             store.runs.add_run(session, result, slot)
+            await store.rollups.add_run(session, result)
             await store.runs.save_state(session, provider.name, state, now, summarize(result))
             await store.events.add_events(session, events, now)
         for pending in pending_tokens(result, ctx.config):

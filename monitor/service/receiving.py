@@ -105,6 +105,7 @@ async def settle(ctx: AppContext, result: ReceiveResult) -> None:
                 latency_ms=result.latency_ms, result=result.model_dump(mode="json"))):
             return  # settled meanwhile by another replica: its verdict stands
         previous = await store.runs.load_state(session, result.provider, now)
+        await store.rollups.add_receive(session, result)
         configured = [m.name for m in seed_mailboxes(ctx.config, result.provider)]
         state, events = detect_delivery(previous, result.provider, observation(result), now,
                                         configured)
@@ -112,8 +113,7 @@ async def settle(ctx: AppContext, result: ReceiveResult) -> None:
         await store.events.add_events(session, events, now)
     if events:
         ctx.outbox_wake.set()
-    ctx.metrics.receive.labels(result.provider, result.mailbox,
-                               result.placement.value if result.placement else "missing").inc()
+    ctx.metrics.observe_receive(result)
     log.info("receive result", extra={
         "action": "receive", "provider": result.provider, "mailbox": result.mailbox,
         "run_id": result.run_id, "status": result.status.value,

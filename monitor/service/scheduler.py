@@ -18,10 +18,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import store
 from monitor.service.context import AppContext
+from monitor.service.gauges import refresh_gauges
 from monitor.service.outage import unreachable
 from monitor.service.partition import HEARTBEAT, heartbeat
 from monitor.service.posture import run_posture
 from monitor.service.probing import record_held, take_over_slots
+from monitor.status.rollup import RETENTION as ROLLUP_RETENTION
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -35,6 +37,8 @@ CHECKS_EVERY = timedelta(seconds=10)
 TAKEOVER_EVERY = timedelta(seconds=2)
 # The first posture run after a start: once the first heartbeats have said who runs it.
 POSTURE_FIRST = timedelta(seconds=20)
+# The outbox and dead-letter gauges: two grouped counts, about a Prometheus scrape interval.
+GAUGES_EVERY = timedelta(seconds=15)
 
 
 def build_scheduler(ctx: AppContext,
@@ -62,6 +66,9 @@ def build_scheduler(ctx: AppContext,
     scheduler.add_job(guarded, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds()),
                       args=(ctx, "retention", lambda: prune(ctx)), id="retention", name="retention",
                       next_run_time=now + timedelta(seconds=30))
+    scheduler.add_job(guarded, IntervalTrigger(seconds=GAUGES_EVERY.total_seconds()),
+                      args=(ctx, "gauges", lambda: refresh_gauges(ctx)), id="gauges",
+                      next_run_time=now + timedelta(seconds=1))
     for name, (job, every) in (extra_jobs or {}).items():
         scheduler.add_job(guarded, IntervalTrigger(seconds=every.total_seconds()),
                           args=(ctx, name, job), id=name, name=name,
@@ -88,7 +95,10 @@ async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object
 
 
 async def prune(ctx: AppContext) -> None:
-    before = ctx.clock() - ctx.config.settings.retention
+    now = ctx.clock()
+    before = now - ctx.config.settings.retention
+    # Rollups are kept 400 days, or as long as the raw runs when those are kept longer.
+    rollups_before = now - max(ROLLUP_RETENTION, ctx.config.settings.retention)
     async with ctx.sessions() as session:
-        counts = await store.retention.prune(session, before)
+        counts = await store.retention.prune(session, before, rollups_before=rollups_before)
     log.info("retention", extra={"action": "retention", "before": before.isoformat(), **counts})

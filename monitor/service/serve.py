@@ -26,6 +26,7 @@ from monitor.service.logs import setup_logging
 from monitor.service.outbox import outbox_worker
 from monitor.service.receiving import poll_receive
 from monitor.service.scheduler import CHECKS_EVERY, RECEIVE_EVERY
+from monitor.status.routes import status_routes
 from monitor.store.crypto import Cipher, load_cipher
 from monitor.store.db import database_url, make_engine, migrate, sessions
 
@@ -82,7 +83,8 @@ def service_app(ctx: AppContext, tokens: Tokens | None = None,
 
     return create_app(ctx, routes=[*api_routes(ctx, tokens, options),
                                    *inbound_routes(ctx.config, options.data_dir,
-                                                   store=options.inbound_store)],
+                                                   store=options.inbound_store),
+                                   *status_routes(ctx, tokens)],
                       jobs={"receive": (receive_job, RECEIVE_EVERY),
                             "checks": (checks_job, CHECKS_EVERY)},
                       workers=[outbox_worker],

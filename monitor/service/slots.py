@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from monitor.config import ProviderConfig
 from monitor.service.context import AppContext
 from monitor.service.partition import owner
-from monitor.service.probing import run_slot, slot_for, slot_offset
+from monitor.service.probing import run_slot, slot_boundary, slot_for
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -35,12 +35,6 @@ class Fire:
     provider: ProviderConfig
     slot: int
     boundary: datetime
-
-
-def boundary(provider: ProviderConfig, slot: int) -> datetime:
-    """When `slot` of `provider` begins (the inverse of probing.slot_for)."""
-    interval = provider.interval.total_seconds()
-    return datetime.fromtimestamp(slot * interval + slot_offset(provider), UTC)
 
 
 class SlotTable:
@@ -64,7 +58,7 @@ class SlotTable:
         for index, provider in enumerate(self._providers):
             if provider.name in owned and provider.name not in self.owned:
                 slot = slot_for(provider, now) + (0 if catch_up else 1)
-                self._heap.append((boundary(provider, slot).timestamp(), index, slot))
+                self._heap.append((slot_boundary(provider, slot).timestamp(), index, slot))
         heapq.heapify(self._heap)
         self.owned = owned
 
@@ -85,8 +79,8 @@ class SlotTable:
             # max: at the boundary itself float rounding may put `now` in the slot before.
             current = max(slot, slot_for(provider, now))
             missed += current - slot
-            fires.append(Fire(provider, current, boundary(provider, current)))
-            heapq.heappush(self._heap, (boundary(provider, current + 1).timestamp(), index,
+            fires.append(Fire(provider, current, slot_boundary(provider, current)))
+            heapq.heappush(self._heap, (slot_boundary(provider, current + 1).timestamp(), index,
                                         current + 1))
         return fires, missed
 
@@ -121,7 +115,6 @@ async def run_slots(ctx: AppContext, stopping: asyncio.Event) -> None:
             log.warning("slots missed: the slot clock woke too late", extra={
                 "action": "slots_missed", "count": missed})
         for fire in fires:
-            ctx.metrics.slot_lateness.observe((now - fire.boundary).total_seconds())
             busy = running.get(fire.provider.name)
             if busy is not None and not busy.done():
                 # Never two runs of one provider at once: this slot is not run.

@@ -26,10 +26,11 @@ from monitor.store import (
     posture,
     replicas,
     retention,
+    rollups,
     runs,
     subscriptions,
     tokens,
 )
 
 __all__ = ["checks", "events", "inbound", "notify", "outbox", "pacing", "posture", "replicas",
-           "retention", "runs", "subscriptions", "tokens"]
+           "retention", "rollups", "runs", "subscriptions", "tokens"]

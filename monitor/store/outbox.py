@@ -121,6 +121,28 @@ async def outbox_depth(session: AsyncSession) -> int:
     return int(result.one())
 
 
+async def counts_by_subscription(session: AsyncSession,
+                                 statuses: Sequence[str] = ("pending", "dead"),
+                                 ) -> dict[str, dict[str, int]]:
+    """Deliveries per subscription and status (pending = queued, dead = dead letters)."""
+    rows = (await session.exec(select(DeliveryRow.subscription_id, DeliveryRow.status,
+                                      sa.func.count())
+                               .where(col(DeliveryRow.status).in_(list(statuses)))
+                               .group_by(col(DeliveryRow.subscription_id),
+                                         col(DeliveryRow.status)))).all()
+    out: dict[str, dict[str, int]] = {}
+    for subscription_id, status, count in rows:
+        out.setdefault(subscription_id, {})[status] = int(count)
+    return out
+
+
+async def counts_by_status(session: AsyncSession) -> dict[str, int]:
+    """Deliveries per status (pending, delivered, dead, disabled): the metrics' gauges."""
+    rows = (await session.exec(select(DeliveryRow.status, sa.func.count())
+                               .group_by(col(DeliveryRow.status)))).all()
+    return {status: int(count) for status, count in rows}
+
+
 async def replay_delivery(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
     """Queue a delivery again, whatever its state (delivered, dead, disabled). Commits.
 

@@ -13,6 +13,7 @@ from monitor.store.tables import (
     DeliveryAttemptRow,
     DeliveryRow,
     EventRow,
+    HourlyRollupRow,
     InboundMessageRow,
     PendingTokenRow,
     ReceiveResultRow,
@@ -22,8 +23,10 @@ from monitor.store.tables import (
 )
 
 
-async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
-    """Delete history older than `before`. Commits."""
+async def prune(session: AsyncSession, before: datetime, *,
+                rollups_before: datetime | None = None) -> dict[str, int]:
+    """Delete history older than `before`, and hourly rollups older than `rollups_before`
+    (they outlive the raw runs: the status page's 90-day and one-year uptime). Commits."""
     counts = {}
     # Finished deliveries (and their attempts) go with age; pending ones never do,
     # and an event stays while any delivery of it remains.
@@ -51,5 +54,9 @@ async def prune(session: AsyncSession, before: datetime) -> dict[str, int]:
     ):
         result = await session.exec(statement)
         counts[name] = result.rowcount
+    if rollups_before is not None:
+        result = await session.exec(sa.delete(HourlyRollupRow)
+                                    .where(col(HourlyRollupRow.hour) < rollups_before))
+        counts["rollups"] = result.rowcount
     await session.commit()
     return counts

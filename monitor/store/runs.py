@@ -166,3 +166,14 @@ async def listings(session: AsyncSession, providers: Sequence[str]) -> dict[str,
 
 async def state(session: AsyncSession, provider: str) -> ProviderStateRow | None:
     return await session.get(ProviderStateRow, provider)
+
+
+async def durations(session: AsyncSession, provider: str,
+                    since: datetime) -> Sequence[tuple[datetime, float, bool]]:
+    """(started_at, duration_ms, ok) of a provider's runs since `since`, oldest first:
+    the columns a latency chart needs, without the result documents."""
+    rows = (await session.exec(select(RunRow.started_at, RunRow.duration_ms, RunRow.ok)
+                               .where(RunRow.provider == provider)
+                               .where(col(RunRow.started_at) >= since)
+                               .order_by(col(RunRow.started_at)))).all()
+    return [(at, ms, ok) for at, ms, ok in rows]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -81,3 +83,13 @@ async def delete(session: AsyncSession, subscription_id: str) -> None:
                        .where(col(SubscriptionRow.id) == subscription_id))
     await session.commit()
 
+
+
+async def summaries(session: AsyncSession) -> Sequence[tuple[str, str, str, bool, str | None]]:
+    """(id, name, kind, enabled, disabled_reason) by name: what may be shown to anyone,
+    read without loading (so without decrypting) the encrypted columns."""
+    t = SubscriptionRow
+    shown: list[Any] = [t.id, t.name, t.kind, t.enabled, t.disabled_reason]
+    rows = (await session.exec(select(t).options(load_only(*shown))
+                               .order_by(col(t.name)))).all()
+    return [(r.id, r.name, r.kind, r.enabled, r.disabled_reason) for r in rows]

@@ -253,3 +253,24 @@ class DomainPostureRow(SQLModel, table=True):
     state: dict[str, Any] = _json(default_factory=dict)
     version: int = 1
     checked_at: datetime = _ts()
+class HourlyRollupRow(SQLModel, table=True):
+    """One provider's hour: what the status page's uptime, latency and badges read.
+
+    Written in the transaction that records each run or receive result
+    (monitor.store.rollups); kept 400 days, longer than the raw runs.
+    """
+
+    __tablename__ = "hourly_rollup"
+    __table_args__ = (sa.Index("ix_hourly_rollup_hour", "hour"),)
+
+    provider: str = Field(primary_key=True, max_length=64)
+    hour: datetime = _ts(primary_key=True)  # the start of the UTC hour
+    runs: int = 0
+    ok: int = 0
+    failed: int = 0
+    failures: dict[str, int] = _json(default_factory=dict)  # failure class -> runs
+    # Counts over monitor.status.histogram's fixed buckets, sparse ({"index": count}):
+    # they add up across hours.
+    probe_ms: dict[str, int] = _json(default_factory=dict)
+    receive_ms: dict[str, int] = _json(default_factory=dict)
+    delivery: dict[str, int] = _json(default_factory=dict)  # ok | late | junk | missing

@@ -71,3 +71,12 @@ async def receive_results_since(session: AsyncSession, since: datetime,
     return (await session.exec(select(ReceiveResultRow)
                                .where(col(ReceiveResultRow.checked_at) > since)
                                .order_by(col(ReceiveResultRow.checked_at)).limit(limit))).all()
+
+
+async def recent_results(session: AsyncSession, provider: str,
+                         limit: int = 20) -> Sequence[ReceiveResultRow]:
+    """A provider's newest receive results, newest first."""
+    return (await session.exec(select(ReceiveResultRow)
+                               .where(col(ReceiveResultRow.provider) == provider)
+                               .order_by(col(ReceiveResultRow.checked_at).desc())
+                               .limit(limit))).all()

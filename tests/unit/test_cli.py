@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -124,6 +125,7 @@ async def test_demo_shows_failure_and_recovery_with_verified_webhooks() -> None:
     assert "all signatures verified (0 rejected)" in out
     assert "REJECTED" not in out
     assert "Authorization: Bearer demo-" in out
+    assert re.search(r"Status page +http://127\.0\.0\.1:\d+/ ", out)
 
 
 async def test_probe_output_escapes_control_bytes_a_server_sends(tmp_path: Path) -> None:

@@ -374,6 +374,8 @@ GOOD_VALUES: dict[str, dict[str, Any]] = {
                     "tls": [{"secretName": "tls", "hosts": ["monitor.example.com"]}]},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "SQLite on a volume": {"persistence": {"enabled": True, "size": "5Gi"}},
+    "the Grafana dashboard": {"grafanaDashboard": {
+        "enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "Email"}}},
     "scaled to zero": {"replicaCount": 0},
     "secrets for the config": {
         "apiTokens": {"existingSecret": "monitor-api-tokens"},
@@ -407,6 +409,8 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "a PDB percentage without %": {"podDisruptionBudget": {"minAvailable": "50"}},
     "an invalid Secret name": {"envFromSecrets": ["Monitor_Providers"]},
     "a volume size that is not a quantity": {"persistence": {"size": "lots"}},
+    "a dashboard label that is not a string": {"grafanaDashboard": {"labels": {
+        "grafana_dashboard": 1}}},
 }
 
 
@@ -586,8 +590,10 @@ EDGE = {"ingress": {"enabled": True, "className": "nginx",
 
 @needs_helm
 @pytest.mark.parametrize("values", [None, THREE_ON_POSTGRES, EDGE,
-                                    {"persistence": {"enabled": True}}],
-                         ids=["defaults", "three-on-postgres", "ingress-servicemonitor", "pvc"])
+                                    {"persistence": {"enabled": True}},
+                                    {"grafanaDashboard": {"enabled": True}}],
+                         ids=["defaults", "three-on-postgres", "ingress-servicemonitor", "pvc",
+                              "grafana-dashboard"])
 def test_helm_lint_strict(tmp_path: Path, values: dict[str, Any] | None) -> None:
     proc = helm("lint", "--strict", str(CHART), values=values, tmp=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -811,6 +817,43 @@ def test_ingress_and_servicemonitor(tmp_path: Path) -> None:
     assert {p["name"] for p in service["spec"]["ports"]} == {"http"}
 
 
+DASHBOARD = CHART / "dashboards" / "delivery-monitor.json"
+
+
+@needs_helm
+def test_grafana_dashboard_configmap_for_the_sidecar(tmp_path: Path) -> None:
+    plain = render(tmp_path)
+    assert not any(name.endswith("-dashboard") for _, name in plain), "off by default"
+    manifests = render(tmp_path, {"grafanaDashboard": {"enabled": True}})
+    [dashboard] = [doc for (kind, name), doc in manifests.items()
+                   if kind == "ConfigMap" and name.endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["namespace"] == "mail"
+    shipped = json.loads(DASHBOARD.read_text("utf-8"))
+    assert json.loads(dashboard["data"]["delivery-monitor.json"]) == shipped
+    elsewhere = render(tmp_path, {"grafanaDashboard": {
+        "enabled": True, "namespace": "monitoring", "labels": {"dashboards": "email"}}})
+    [moved] = [doc for (kind, name), doc in elsewhere.items() if name.endswith("-dashboard")]
+    assert moved["metadata"]["namespace"] == "monitoring"
+    assert moved["metadata"]["labels"]["dashboards"] == "email"
+
+
+def test_the_dashboard_queries_only_metrics_the_service_exports() -> None:
+    from monitor.service.metrics import Metrics
+
+    exported = {sample_name for family in Metrics().registry.collect()
+                for sample_name in (family.name, f"{family.name}_total",
+                                    f"{family.name}_bucket", f"{family.name}_count",
+                                    f"{family.name}_sum")}
+    dashboard = json.loads(DASHBOARD.read_text("utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs.append(dashboard["templating"]["list"][1]["query"]["query"])
+    used = {name for expr in exprs for name in re.findall(r"\bmonitor_[a-z_]+", expr)}
+    assert len(used) >= 10
+    assert used <= exported, used - exported
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
 @needs_helm
 def test_sqlite_on_a_persistent_volume(tmp_path: Path) -> None:
     manifests = render(tmp_path, {"persistence": {"enabled": True, "size": "2Gi"}})
@@ -834,6 +877,7 @@ RENDERED_VALUES: dict[str, dict[str, Any]] = {
     "defaults": {}, "three on PostgreSQL": THREE_ON_POSTGRES, "ingress and ServiceMonitor": EDGE,
     "an existing claim": {"persistence": {"enabled": True, "existingClaim": "mine"}},
     "the example config": {"config": yaml.safe_load(EXAMPLE_CONFIG.read_text("utf-8"))},
+    "the Grafana dashboard": {"grafanaDashboard": {"enabled": True}},
     **{f"schema: {name}": values for name, values in GOOD_VALUES.items()},
 }
 # Custom resources: no API schema to check them against (their fields are asserted above).

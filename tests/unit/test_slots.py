@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from monitor.config import Config
 from monitor.service.context import AppContext
 from monitor.service.partition import owner
+from monitor.service.probing import slot_boundary as boundary
 from monitor.service.probing import slot_for
-from monitor.service.slots import SlotTable, boundary, owned_names, run_slots
+from monitor.service.slots import SlotTable, owned_names, run_slots
 from monitor.store.db import migrate
 from monitor.store.tables import RunRow
 from tests.unit.scripted_smtp import ScriptedServer
@@ -130,7 +131,7 @@ async def test_the_clock_runs_only_this_replicas_share(tmp_path: Path) -> None:
             await ctx.engine.dispose()
     assert {r.provider for r in recorded} == mine
     assert max(Counter((r.provider, r.slot) for r in recorded).values()) == 1
-    lateness = ctx.metrics.slot_lateness.collect()[0].samples
+    lateness = ctx.metrics.scheduler_lateness.collect()[0].samples
     count = next(s.value for s in lateness if s.name.endswith("_count"))
     assert count >= 2 * len(mine)
     assert ctx.metrics.providers_owned._value.get() == len(mine)
