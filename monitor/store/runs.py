@@ -157,7 +157,8 @@ async def listings(session: AsyncSession, providers: Sequence[str]) -> dict[str,
     if not providers:
         return {}
     table = ProviderStateRow.__table__  # type: ignore[attr-defined]
-    rows = (await session.execute(
+    connection = await session.connection()
+    rows = (await connection.execute(
         sa.select(table.c.provider, sa.cast(table.c.summary, sa.Text))
         .where(table.c.provider.in_(providers))
         .where(table.c.summary.is_not(None)))).all()

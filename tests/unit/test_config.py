@@ -109,16 +109,16 @@ def test_alias_bomb_is_refused_before_it_expands() -> None:
     assert time.monotonic() - started < 1
 
 
-def test_file_over_one_mib_is_refused(tmp_path: Path) -> None:
+def test_file_over_four_mib_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
-    path.write_text("# " + "x" * (1024 * 1024) + "\n")
-    assert _problem(path) == "the file is larger than 1 MiB"
+    path.write_text("# " + "x" * (4 * 1024 * 1024) + "\n")
+    assert _problem(path) == "the file is larger than 4 MiB"
 
 
 def test_too_many_yaml_nodes_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "many.yaml"
-    path.write_text("providers:\n" + "- {name: a, host: b}\n" * 20_000)  # under 1 MiB
-    assert _problem(path) == "line 10001, column 10: more than 50000 YAML nodes"
+    path.write_text("providers:\n" + "- {name: a, host: b}\n" * 60_000)  # under 4 MiB
+    assert _problem(path) == "line 50001, column 10: more than 250000 YAML nodes"
 
 
 _DURATION_BOUNDS = [  # section, field, shortest, longest
