@@ -9,6 +9,7 @@ Each step has `step_timeout`; the whole session has the provider's `timeout`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 import time
@@ -186,11 +187,8 @@ class _Session:
         ehlo = await rec.run(step, f"EHLO {self.helo}", lambda: smtp.ehlo(timeout=t),
                              expect={250}, tolerate=_EHLO_REFUSALS)
         if ehlo is not None:
-            capabilities = parse_capabilities(ehlo.message)
-            if step is Step.EHLO_TLS:
-                # STARTTLS is never re-advertised inside TLS; keep that it was offered.
-                capabilities = capabilities.model_copy(update={"starttls": True})
-            self.capabilities = capabilities
+            self.capabilities = parse_capabilities(ehlo.message,
+                                                   starttls_offered=step is Step.EHLO_TLS)
             return
         await rec.run(Step.HELO, f"HELO {self.helo}", lambda: smtp.helo(timeout=t),
                       expect={250})
@@ -399,7 +397,11 @@ def _credential_needles(auth: AuthConfig | None) -> tuple[str, ...]:
     if auth is None:
         return ()
     secrets = [s.get_secret_value() for s in (auth.password, auth.token) if s is not None]
-    return tuple(n for secret in secrets for n in auth_needles(auth.username, secret))
+    return tuple(n for secret in secrets for n in _auth_needles(auth.username, secret))
+
+
+# Six base64 encodings per secret, the same on every probe of a provider.
+_auth_needles = functools.lru_cache(maxsize=1024)(auth_needles)
 
 
 def _secret(auth: AuthConfig, mechanism: str) -> str:
