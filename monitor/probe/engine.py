@@ -22,6 +22,7 @@ from monitor.config import AuthConfig, AuthMechanism, Config, ProbeMode, Provide
 from monitor.ids import new_id
 from monitor.network import client_context
 from monitor.probe import tls as tlsinfo
+from monitor.probe import tls_buffer
 from monitor.probe.capabilities import HELO_ONLY, MECHANISM_PREFERENCE, parse_capabilities
 from monitor.probe.diagnosis import diagnose
 from monitor.probe.errors import class_for_code, classify
@@ -38,6 +39,9 @@ from monitor.probe.result import (
 )
 from monitor.redact import auth_needles
 
+# Inert outside a probe: only TLS connections opened under tls_buffer.capped() change.
+tls_buffer.install()
+
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 # Replies to EHLO after which HELO is worth a try (RFC 5321 §4.1.4: servers without ESMTP).
 _EHLO_REFUSALS = frozenset({500, 501, 502, 504, 550})
@@ -51,7 +55,8 @@ async def run_probe(provider: ProviderConfig, config: Config, *,
     pre-campaign check sends the campaign's content to its seeds).
     """
     session = _Session(provider, config, message)
-    return await session.run()
+    with tls_buffer.capped():  # 16 KiB instead of asyncio's 256 KiB per TLS connection
+        return await session.run()
 
 
 class _Session:
