@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bench import api_latency, clients, serve_load
+from bench import api_latency, clients, peers, serve_load, tls_memory
 from bench.report import table
 from bench.scenarios import FULL, QUICK, Bench
 from bench.server import ServerProcess
@@ -40,6 +40,10 @@ def _tools_missing() -> list[str]:
 def main() -> int:
     if sys.argv[1:2] == ["serve-load"]:  # its own options: `python -m bench serve-load -h`
         return serve_load.main(sys.argv[2:])
+    if sys.argv[1:2] == ["peers"]:  # its own options: `python -m bench peers -h`
+        return peers.main(sys.argv[2:])
+    if sys.argv[1:2] == ["tls-memory"]:  # its own options: `python -m bench tls-memory -h`
+        return tls_memory.main(sys.argv[2:])
     if sys.argv[1:2] == ["api-latency"]:  # its own options: `python -m bench api-latency -h`
         return api_latency.main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)

@@ -55,7 +55,7 @@ async def run_probe(provider: ProviderConfig, config: Config, *,
     pre-campaign check sends the campaign's content to its seeds).
     """
     session = _Session(provider, config, message)
-    with tls_buffer.capped():  # 16 KiB instead of asyncio's 256 KiB per TLS connection
+    with tls_buffer.capped():  # 4 KiB instead of asyncio's 256 KiB per TLS connection
         return await session.run()
 
 
