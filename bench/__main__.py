@@ -22,6 +22,8 @@ from bench.server import ServerProcess
 NOTES = """\
 ratio: median of per-round ratios, in the row's unit (so it may differ slightly from the
   ratio of the two medians); probes/s above 1 = ours faster, ms/run above 1 = ours slower.
+CPU ms/probe: this process's CPU (the server is another process) per probe; above 1 = ours
+  costlier. Waiting for a core is not CPU, so it is steadier than probes/s on a busy machine.
 ours = run_probe, except the local_hostname rows (both raw aiosmtplib: set vs unset).
 raw aiosmtplib does the probe's commands (incl. NOOP) with the same CA-verifying TLS context
   and a message of the same size; it skips step records, certificate parsing, the result model.
@@ -48,7 +50,8 @@ def main() -> int:
         return api_latency.main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="small counts: a smoke run of every scenario in ~30 s")
+                        help="small counts: a smoke run of every scenario in ~2 min")
+    parser.add_argument("--markdown", action="store_true", help="the tables as Markdown")
     args = parser.parse_args()
     preset = QUICK if args.quick else FULL
     missing = _tools_missing()
@@ -67,16 +70,33 @@ def main() -> int:
                 print(f"error: {Path(argv[0]).name} does not work here: {problem}",
                       file=sys.stderr)
                 return 2
+        load = os.getloadavg()
         rows = list(Bench(runner, server, Path(tmp), preset).rows())
+        peer_rows = list(peers.measure_peers(server, peers.QUICK if args.quick else peers.FULL))
+        memory_preset = tls_memory.QUICK if args.quick else tls_memory.FULL
+        (Path(tmp) / "stall").mkdir()
+        stall = ServerProcess(Path(tmp) / "stall", stall=True)
+        with stall as stall_info:
+            memory = tls_memory.measure_memory(stall, stall_info, memory_preset)
+        throughput = tls_memory.measure_throughput(server, memory_preset)
     elapsed = time.perf_counter() - started
 
     print(f"Delivery Monitor benchmarks ({'quick' if args.quick else 'full'}): "
           f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}, "
           f"{os.cpu_count()} CPUs; median of {preset.rounds} rounds after warm-up; "
           f"concurrency {preset.concurrency}")
-    print(table(rows))
+    print(f"load average (1, 5, 15 min) at start {', '.join(f'{x:.2f}' for x in load)}, "
+          f"at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(table(rows, as_markdown=args.markdown))
     print()
     print(NOTES)
+    print("\nPeers at equal parallelism (`python -m bench peers`): ratio = ours probes/s "
+          "over the peer's, median of per-round ratios")
+    print(peers.table(peer_rows, as_markdown=args.markdown))
+    print(f"\nTLS memory (`python -m bench tls-memory`), median of {memory_preset.rounds} "
+          "rounds, a fresh process each")
+    print(tls_memory.table(memory, throughput, memory_preset.probes,
+                           as_markdown=args.markdown))
     print(f"\n(total {elapsed:.0f} s)")
     return 0
 

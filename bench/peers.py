@@ -30,17 +30,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from bench import clients
-from bench.report import aligned
+from bench.report import aligned, markdown
 from bench.serve_load import cpu_seconds
 from bench.server import ServerInfo, ServerProcess
-from bench.timing import Measure, in_loop, interleaved
+from bench.timing import Measure, Metered, in_loop, interleaved
 
 PARALLELISM = (2, 8, 20)
 TARGETS = {"check_smtp": 4.0, "swaks": 25.0}
@@ -78,27 +78,6 @@ def peers(server: ServerInfo) -> list[Peer]:
         Peer("swaks", clients.swaks(server), ("<~  235 ", "<~  221 "), "send",
              "STARTTLS + AUTH + one message"),
     ]
-
-
-class Metered:
-    """A Measure that also keeps the CPU seconds per operation of each call after the
-    first (the warm-up), read from `cpu` before and after."""
-
-    def __init__(self, measure: Measure, cpu: Callable[[], float]) -> None:
-        self._measure, self._cpu = measure, cpu
-        self.samples: list[float] = []
-        self._calls = 0
-
-    def __call__(self, n: int) -> float:
-        before = self._cpu()
-        seconds = self._measure(n)
-        if self._calls:
-            self.samples.append((self._cpu() - before) / n)
-        self._calls += 1
-        return seconds
-
-    def median_ms(self) -> float:
-        return statistics.median(self.samples) * 1000
 
 
 def _children_cpu() -> float:
@@ -248,7 +227,7 @@ def _verdict(ratio: float | None, target: float) -> str:
     return f"{ratio:.1f}x ({'met' if ratio >= target else 'missed'})"
 
 
-def table(rows: Sequence[PeerRow], *, markdown: bool = False) -> str:
+def table(rows: Sequence[PeerRow], *, as_markdown: bool = False) -> str:
     header = ("peer (same work)", "parallel", "ours, 1 process", "ours, N processes", "peer",
               "ratio, 1 process", "ratio, N processes", "target",
               "client CPU ms/probe: ours 1 proc, N procs, peer")
@@ -266,12 +245,7 @@ def table(rows: Sequence[PeerRow], *, markdown: bool = False) -> str:
                       f"≥ {r.target:g}x",
                       ", ".join(f"{ms:.2f}" for ms in r.cpu_ms) if r.cpu_ms else "-"))
     problems = [f"{r.peer}: {r.problem}" for r in rows if r.problem is not None]
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(line) + " |" for line in lines[1:]]
-        text = "\n".join(out)
-    else:
-        text = aligned(lines)
+    text = markdown(lines) if as_markdown else aligned(lines)
     return text + "".join(f"\n\n{problem}" for problem in problems)
 
 
@@ -313,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"peers at equal parallelism: {os.cpu_count()} CPUs, load average "
               f"{load:.2f} at start, {os.getloadavg()[0]:.2f} at end; probes/s, median of "
               f"{(QUICK if args.quick else FULL).rounds} rounds")
-        print(table(rows, markdown=args.markdown))
+        print(table(rows, as_markdown=args.markdown))
     return 0
 
 

@@ -68,6 +68,27 @@ class Comparison:
     ratio: float  # ours / baseline, in seconds per operation
 
 
+class Metered:
+    """A Measure that also keeps the CPU seconds per operation of each call after the
+    first (the warm-up), read from `cpu` before and after."""
+
+    def __init__(self, measure: Measure, cpu: Callable[[], float]) -> None:
+        self._measure, self._cpu = measure, cpu
+        self.samples: list[float] = []
+        self._calls = 0
+
+    def __call__(self, n: int) -> float:
+        before = self._cpu()
+        seconds = self._measure(n)
+        if self._calls:
+            self.samples.append((self._cpu() - before) / n)
+        self._calls += 1
+        return seconds
+
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+
 def interleaved(sides: Sequence[tuple[Measure, int]], rounds: int,
                 warmup: int) -> list[list[float]]:
     """Seconds per operation of each side (`(measure, n)`), `rounds` samples each.

@@ -41,7 +41,7 @@ from typing import Any
 import aiosmtplib
 
 from bench import clients
-from bench.report import aligned
+from bench.report import aligned, markdown
 from bench.serve_load import rss_bytes
 from bench.server import ServerInfo, ServerProcess
 from bench.timing import Measure, in_loop, interleaved
@@ -206,7 +206,7 @@ def measure_throughput(server: ServerInfo, preset: Preset) -> tuple[float, float
 
 
 def table(memory: Sequence[Memory], throughput: tuple[float, float, float], probes: int, *,
-          markdown: bool = False) -> str:
+          as_markdown: bool = False) -> str:
     header = ("what", "per in-flight TLS probe", "tracemalloc (Python heap)", "vs target")
     lines = [header]
     for m in memory:
@@ -221,10 +221,7 @@ def table(memory: Sequence[Memory], throughput: tuple[float, float, float], prob
     capped, lifted, ratio = throughput
     lines.append(("send, 20 concurrent: capped vs cap lifted", f"{capped:,.0f} vs {lifted:,.0f} "
                   "probes/s", "-", f"ratio {ratio:.2f} (no loss if ≥ ~0.97)"))
-    if markdown:
-        rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(rows + ["| " + " | ".join(line) + " |" for line in lines[1:]])
-    return aligned(lines)
+    return markdown(lines) if as_markdown else aligned(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             throughput = measure_throughput(server, preset)
         print(f"TLS memory: load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end; "
               f"RSS median of {preset.rounds} rounds, each contender in a fresh process")
-        print(table(memory, throughput, preset.probes, markdown=args.markdown))
+        print(table(memory, throughput, preset.probes, as_markdown=args.markdown))
     return 0
 
 
