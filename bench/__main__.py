@@ -61,7 +61,7 @@ def main() -> int:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp, \
-            ServerProcess(Path(tmp)) as server, asyncio.Runner() as runner:
+            (process := ServerProcess(Path(tmp))) as server, asyncio.Runner() as runner:
         print(f"server: aiosmtpd sandbox on {server.host}:{server.port} in its own process; "
               f"{os.cpu_count()} CPUs", file=sys.stderr)
         for argv in (clients.swaks(server), clients.check_smtp(server, starttls=True)):
@@ -72,7 +72,8 @@ def main() -> int:
                 return 2
         load = os.getloadavg()
         rows = list(Bench(runner, server, Path(tmp), preset).rows())
-        peer_rows = list(peers.measure_peers(server, peers.QUICK if args.quick else peers.FULL))
+        peer_rows = list(peers.measure_peers(server, peers.QUICK if args.quick else peers.FULL,
+                                             server_pid=process.pid))
         memory_preset = tls_memory.QUICK if args.quick else tls_memory.FULL
         (Path(tmp) / "stall").mkdir()
         stall = ServerProcess(Path(tmp) / "stall", stall=True)

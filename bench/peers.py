@@ -173,10 +173,18 @@ class PeerRow:
     # Client CPU ms per probe (the server's excluded): ours in one process, ours as
     # N processes, the peer's processes (what the kernel accounts to them).
     cpu_ms: tuple[float, float, float] | None = None
+    # The server's CPU ms per session while serving ours (in one process) and the peer:
+    # with two cores, (client + server) CPU per probe bounds the probes/s of each side.
+    server_ms: tuple[float, float] | None = None
 
 
 def measure_peers(server: ServerInfo, counts: Counts,
-                  parallelism: Sequence[int] = PARALLELISM) -> Iterator[PeerRow]:
+                  parallelism: Sequence[int] = PARALLELISM,
+                  server_pid: int | None = None) -> Iterator[PeerRow]:
+    """`server_pid`: the server's process, to count its CPU per session too."""
+    def server_cpu() -> float:
+        return cpu_seconds(server_pid) if server_pid is not None else 0.0
+
     config = clients.make_config(server)
     with asyncio.Runner() as runner:
         for peer in peers(server):
@@ -202,7 +210,9 @@ def measure_peers(server: ServerInfo, counts: Counts,
                         Metered(workers.measure, workers.cpu),
                         Metered(peer_pool(peer, parallel), _children_cpu),
                     )
-                    sides = list(zip(metered, (ours_n, ours_n, peer_n), strict=True))
+                    # The server's CPU around each side's own measure (and its client CPU).
+                    served = tuple(Metered(m, server_cpu) for m in metered)
+                    sides = list(zip(served, (ours_n, ours_n, peer_n), strict=True))
                     mine, procs, theirs = interleaved(sides, counts.rounds, counts.warmup)
                 except PeerFailed as exc:
                     yield PeerRow(peer.name, peer.work, parallel, None, None, None, None,
@@ -218,7 +228,9 @@ def measure_peers(server: ServerInfo, counts: Counts,
                     statistics.median(t / p for p, t in zip(procs, theirs, strict=True)),
                     TARGETS[peer.name],
                     cpu_ms=(metered[0].median_ms(), metered[1].median_ms(),
-                            metered[2].median_ms()))
+                            metered[2].median_ms()),
+                    server_ms=(served[0].median_ms(), served[2].median_ms())
+                    if server_pid is not None else None)
 
 
 def _verdict(ratio: float | None, target: float) -> str:
@@ -230,20 +242,22 @@ def _verdict(ratio: float | None, target: float) -> str:
 def table(rows: Sequence[PeerRow], *, as_markdown: bool = False) -> str:
     header = ("peer (same work)", "parallel", "ours, 1 process", "ours, N processes", "peer",
               "ratio, 1 process", "ratio, N processes", "target",
-              "client CPU ms/probe: ours 1 proc, N procs, peer")
+              "client CPU ms/probe: ours 1 proc, N procs, peer",
+              "server CPU ms/session: ours 1 proc, peer")
     lines = [header]
     for r in rows:
         if r.problem is not None:
             where = f" at parallelism {r.parallel}" if r.parallel else ""
             lines.append((f"{r.peer} ({r.work})", str(r.parallel or "-"), "-", "-",
-                          f"failed{where}: no ratio", "-", "-", f"≥ {r.target:g}x", "-"))
+                          f"failed{where}: no ratio", "-", "-", f"≥ {r.target:g}x", "-", "-"))
             continue
         assert r.ours is not None and r.ours_procs is not None and r.theirs is not None
         lines.append((f"{r.peer} ({r.work})", str(r.parallel), f"{r.ours:,.0f}/s",
                       f"{r.ours_procs:,.0f}/s", f"{r.theirs:,.1f}/s",
                       _verdict(r.ratio, r.target), _verdict(r.ratio_procs, r.target),
                       f"≥ {r.target:g}x",
-                      ", ".join(f"{ms:.2f}" for ms in r.cpu_ms) if r.cpu_ms else "-"))
+                      ", ".join(f"{ms:.2f}" for ms in r.cpu_ms) if r.cpu_ms else "-",
+                      ", ".join(f"{ms:.2f}" for ms in r.server_ms) if r.server_ms else "-"))
     problems = [f"{r.peer}: {r.problem}" for r in rows if r.problem is not None]
     text = markdown(lines) if as_markdown else aligned(lines)
     return text + "".join(f"\n\n{problem}" for problem in problems)
@@ -280,14 +294,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         return _worker(*args.worker, sys.stdin, sys.stdout)
     parallelism = [int(p) for p in args.parallel.split(",")]
-    with tempfile.TemporaryDirectory(prefix="monitor-bench-peers-") as tmp, \
-            ServerProcess(Path(tmp)) as server:
-        load = os.getloadavg()[0]
-        rows = list(measure_peers(server, QUICK if args.quick else FULL, parallelism))
-        print(f"peers at equal parallelism: {os.cpu_count()} CPUs, load average "
-              f"{load:.2f} at start, {os.getloadavg()[0]:.2f} at end; probes/s, median of "
-              f"{(QUICK if args.quick else FULL).rounds} rounds")
-        print(table(rows, as_markdown=args.markdown))
+    with tempfile.TemporaryDirectory(prefix="monitor-bench-peers-") as tmp:
+        process = ServerProcess(Path(tmp))
+        with process as server:
+            load = os.getloadavg()[0]
+            rows = list(measure_peers(server, QUICK if args.quick else FULL, parallelism,
+                                      server_pid=process.pid))
+            print(f"peers at equal parallelism: {os.cpu_count()} CPUs, load average "
+                  f"{load:.2f} at start, {os.getloadavg()[0]:.2f} at end; probes/s, median of "
+                  f"{(QUICK if args.quick else FULL).rounds} rounds")
+            print(table(rows, as_markdown=args.markdown))
     return 0
 
 

@@ -66,6 +66,11 @@ class ServerProcess:
                           username=fields["username"], password=fields["password"],
                           ca_file=Path(fields["ca_file"]))
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "enter the context first"
+        return self._process.pid
+
     def wait_stalled(self, count: int) -> None:
         """Block until `count` sessions in all have stalled at MAIL (a stall server only)."""
         assert self.stall and self._process is not None and self._process.stdout is not None
