@@ -1,4 +1,8 @@
-"""`python -m bench [--quick]`: start the server process, run every comparison, print the table."""
+"""`python -m bench [--quick] [--markdown]`: start the server process, run every comparison
+(the engine rows, then `peers` and `tls-memory`), print the tables.
+
+Subcommands with their own options: `serve-load`, `api-latency`, `peers`, `tls-memory`.
+"""
 
 from __future__ import annotations
 
