@@ -1,4 +1,8 @@
-"""`python -m bench [--quick]`: start the server process, run every comparison, print the table."""
+"""`python -m bench [--quick] [--markdown]`: start the server process, run every comparison
+(the engine rows, then `peers` and `tls-memory`), print the tables.
+
+Subcommands with their own options: `serve-load`, `api-latency`, `peers`, `tls-memory`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bench import alerts, api_latency, clients, serve_load
+from bench import alerts, api_latency, clients, peers, serve_load, tls_memory
 from bench.report import table
 from bench.scenarios import FULL, QUICK, Bench
 from bench.server import ServerProcess
@@ -22,6 +26,8 @@ from bench.server import ServerProcess
 NOTES = """\
 ratio: median of per-round ratios, in the row's unit (so it may differ slightly from the
   ratio of the two medians); probes/s above 1 = ours faster, ms/run above 1 = ours slower.
+CPU ms/probe: this process's CPU (the server is another process) per probe; above 1 = ours
+  costlier. Waiting for a core is not CPU, so it is steadier than probes/s on a busy machine.
 ours = run_probe, except the local_hostname rows (both raw aiosmtplib: set vs unset).
 raw aiosmtplib does the probe's commands (incl. NOOP) with the same CA-verifying TLS context
   and a message of the same size; it skips step records, certificate parsing, the result model.
@@ -40,13 +46,18 @@ def _tools_missing() -> list[str]:
 def main() -> int:
     if sys.argv[1:2] == ["serve-load"]:  # its own options: `python -m bench serve-load -h`
         return serve_load.main(sys.argv[2:])
+    if sys.argv[1:2] == ["peers"]:  # its own options: `python -m bench peers -h`
+        return peers.main(sys.argv[2:])
+    if sys.argv[1:2] == ["tls-memory"]:  # its own options: `python -m bench tls-memory -h`
+        return tls_memory.main(sys.argv[2:])
     if sys.argv[1:2] == ["api-latency"]:  # its own options: `python -m bench api-latency -h`
         return api_latency.main(sys.argv[2:])
     if sys.argv[1:2] == ["alerts"]:  # its own options: `python -m bench alerts -h`
         return alerts.main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="small counts: a smoke run of every scenario in ~30 s")
+                        help="small counts: a smoke run of every scenario in ~2 min")
+    parser.add_argument("--markdown", action="store_true", help="the tables as Markdown")
     args = parser.parse_args()
     preset = QUICK if args.quick else FULL
     missing = _tools_missing()
@@ -56,7 +67,7 @@ def main() -> int:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp, \
-            ServerProcess(Path(tmp)) as server, asyncio.Runner() as runner:
+            (process := ServerProcess(Path(tmp))) as server, asyncio.Runner() as runner:
         print(f"server: aiosmtpd sandbox on {server.host}:{server.port} in its own process; "
               f"{os.cpu_count()} CPUs", file=sys.stderr)
         for argv in (clients.swaks(server), clients.check_smtp(server, starttls=True)):
@@ -65,16 +76,34 @@ def main() -> int:
                 print(f"error: {Path(argv[0]).name} does not work here: {problem}",
                       file=sys.stderr)
                 return 2
+        load = os.getloadavg()
         rows = list(Bench(runner, server, Path(tmp), preset).rows())
+        peer_rows = list(peers.measure_peers(server, peers.QUICK if args.quick else peers.FULL,
+                                             server_pid=process.pid))
+        memory_preset = tls_memory.QUICK if args.quick else tls_memory.FULL
+        (Path(tmp) / "stall").mkdir()
+        stall = ServerProcess(Path(tmp) / "stall", stall=True)
+        with stall as stall_info:
+            memory = tls_memory.measure_memory(stall, stall_info, memory_preset)
+        throughput = tls_memory.measure_throughput(server, memory_preset)
     elapsed = time.perf_counter() - started
 
     print(f"Delivery Monitor benchmarks ({'quick' if args.quick else 'full'}): "
           f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}, "
           f"{os.cpu_count()} CPUs; median of {preset.rounds} rounds after warm-up; "
           f"concurrency {preset.concurrency}")
-    print(table(rows))
+    print(f"load average (1, 5, 15 min) at start {', '.join(f'{x:.2f}' for x in load)}, "
+          f"at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(table(rows, as_markdown=args.markdown))
     print()
     print(NOTES)
+    print("\nPeers at equal parallelism (`python -m bench peers`): ratio = ours probes/s "
+          "over the peer's, median of per-round ratios")
+    print(peers.table(peer_rows, as_markdown=args.markdown))
+    print(f"\nTLS memory (`python -m bench tls-memory`), median of {memory_preset.rounds} "
+          "rounds, a fresh process each")
+    print(tls_memory.table(memory, throughput, memory_preset.probes,
+                           as_markdown=args.markdown))
     print(f"\n(total {elapsed:.0f} s)")
     return 0
 

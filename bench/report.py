@@ -12,6 +12,8 @@ HEADER = ("scenario", "ours", "baseline", "ratio (ours/baseline)")
 def _value(seconds_per_op: float, unit: str) -> str:
     if unit == "probes/s":
         return f"{1 / seconds_per_op:,.0f} probes/s"
+    if unit == "CPU ms/probe":
+        return f"{seconds_per_op * 1000:,.2f} CPU ms/probe"
     return f"{seconds_per_op * 1000:,.1f} ms/run"
 
 
@@ -21,6 +23,9 @@ def _ratio(row: Row) -> str:
     if row.unit == "probes/s":
         ratio = 1 / row.ratio
         verdict = "faster" if ratio >= 1 else "slower"
+    elif row.unit == "CPU ms/probe":
+        ratio = row.ratio
+        verdict = "costlier" if ratio >= 1 else "cheaper"
     else:
         ratio = row.ratio
         verdict = "slower" if ratio >= 1 else "faster"
@@ -40,6 +45,14 @@ def aligned(lines: Sequence[Sequence[str]], *, text_columns: int = 1) -> str:
     return "\n".join(out)
 
 
-def table(rows: Sequence[Row]) -> str:
-    return aligned([HEADER, *((r.scenario, _value(r.ours, r.unit), _value(r.baseline, r.unit),
-                               _ratio(r)) for r in rows)])
+def markdown(lines: Sequence[Sequence[str]]) -> str:
+    """The same rows (header first) as a Markdown table, for BENCHMARKS.md."""
+    head, *body = lines
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(out + ["| " + " | ".join(line) + " |" for line in body])
+
+
+def table(rows: Sequence[Row], *, as_markdown: bool = False) -> str:
+    lines = [HEADER, *((r.scenario, _value(r.ours, r.unit), _value(r.baseline, r.unit),
+                        _ratio(r)) for r in rows)]
+    return markdown(lines) if as_markdown else aligned(lines)

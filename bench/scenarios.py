@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,10 +14,10 @@ from typing import Literal
 
 from bench import clients
 from bench.server import ServerInfo
-from bench.timing import Measure, commands, compare, in_loop
+from bench.timing import Measure, Metered, commands, compare, in_loop, interleaved
 from monitor.probe.message import MessageSpec, build_message, new_token
 
-Unit = Literal["probes/s", "ms/run"]
+Unit = Literal["probes/s", "ms/run", "CPU ms/probe"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Bench:
     def rows(self) -> Iterator[Row]:
         yield from self.connect_throughput()
         yield from self.send_throughput()
+        yield self.send_cpu()
         yield from self.local_hostname()
         yield from self.vs_check_smtp()
         yield from self.vs_swaks()
@@ -99,6 +102,21 @@ class Bench:
                 f"send (STARTTLS+AUTH), {how}: run_probe vs raw aiosmtplib",
                 (self._ours("send", concurrency), p.send_n),
                 (in_loop(self.runner, raw, concurrency), p.send_n), "probes/s")
+
+    def send_cpu(self) -> Row:
+        """CPU of this process per send at 20 concurrent (the server is another process):
+        steadier than probes/s on a shared machine, since waiting for a core is not CPU."""
+        p = self.preset
+        scenario = f"send (STARTTLS+AUTH), {p.concurrency} concurrent: CPU, run_probe vs raw"
+        _progress(scenario)
+        raw = clients.raw_send(self.server, _probe_message_size())
+        ours = Metered(self._ours("send", p.concurrency), time.process_time)
+        theirs = Metered(in_loop(self.runner, raw, p.concurrency), time.process_time)
+        interleaved([(ours, p.send_n), (theirs, p.send_n)], p.rounds, p.warmup)
+        ratios = [o / b for o, b in zip(ours.samples, theirs.samples, strict=True)]
+        return Row(scenario, statistics.median(ours.samples),
+                   statistics.median(theirs.samples), statistics.median(ratios),
+                   "CPU ms/probe")
 
     # -- 5. aiosmtplib's local_hostname ----------------------------------------------
 

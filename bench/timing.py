@@ -68,6 +68,49 @@ class Comparison:
     ratio: float  # ours / baseline, in seconds per operation
 
 
+class Metered:
+    """A Measure that also keeps the CPU seconds per operation of each call after the
+    first (the warm-up), read from `cpu` before and after."""
+
+    def __init__(self, measure: Measure, cpu: Callable[[], float]) -> None:
+        self._measure, self._cpu = measure, cpu
+        self.samples: list[float] = []
+        self._calls = 0
+
+    def __call__(self, n: int) -> float:
+        before = self._cpu()
+        seconds = self._measure(n)
+        if self._calls:
+            self.samples.append((self._cpu() - before) / n)
+        self._calls += 1
+        return seconds
+
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+
+def interleaved(sides: Sequence[tuple[Measure, int]], rounds: int,
+                warmup: int) -> list[list[float]]:
+    """Seconds per operation of each side (`(measure, n)`), `rounds` samples each.
+
+    Each round runs every side once, the order rotating from round to round, so
+    a slow spell on the shared machine falls on each side in turn.
+    """
+    for measure, n in sides:
+        # Warm-up: imports, cached TLS contexts, the page cache for executables,
+        # and the server's own first-connection costs are paid here, not timed.
+        measure(min(warmup, n))
+    samples: list[list[float]] = [[] for _ in sides]
+    for index in range(rounds):
+        for step in range(len(sides)):
+            side = (index + step) % len(sides)
+            measure, n = sides[side]
+            # Garbage left by the other side should not be collected on this one's clock.
+            gc.collect()
+            samples[side].append(measure(n) / n)
+    return samples
+
+
 def compare(ours: tuple[Measure, int], baseline: tuple[Measure, int], rounds: int,
             warmup: int) -> Comparison:
     """Time both sides (`(measure, n)`) in alternating order, `rounds` times.
@@ -78,19 +121,7 @@ def compare(ours: tuple[Measure, int], baseline: tuple[Measure, int], rounds: in
     apart, so a slow spell on the shared machine mostly cancels out, where a ratio
     of the two overall medians would carry it.
     """
-    sides = (ours, baseline)
-    for measure, n in sides:
-        # Warm-up: imports, cached TLS contexts, the page cache for executables,
-        # and the server's own first-connection costs are paid here, not timed.
-        measure(min(warmup, n))
-    samples: tuple[list[float], list[float]] = ([], [])
-    for index in range(rounds):
-        order = (0, 1) if index % 2 == 0 else (1, 0)
-        for side in order:
-            measure, n = sides[side]
-            # Garbage left by the other side should not be collected on this one's clock.
-            gc.collect()
-            samples[side].append(measure(n) / n)
-    ratios = [o / b for o, b in zip(*samples, strict=True)]
-    return Comparison(statistics.median(samples[0]), statistics.median(samples[1]),
+    mine, theirs = interleaved((ours, baseline), rounds, warmup)
+    ratios = [o / b for o, b in zip(mine, theirs, strict=True)]
+    return Comparison(statistics.median(mine), statistics.median(theirs),
                       statistics.median(ratios))

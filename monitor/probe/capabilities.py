@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiosmtplib.esmtp import parse_esmtp_extensions
 
 from monitor.probe.result import Capabilities
@@ -11,8 +13,15 @@ from monitor.probe.result import Capabilities
 MECHANISM_PREFERENCE = ("CRAM-MD5", "PLAIN", "LOGIN")
 
 
-def parse_capabilities(ehlo_text: str) -> Capabilities:
-    """Parse the text of a 250 EHLO reply (greeting line first, one keyword a line)."""
+# A server answers EHLO with the same text every time; the model is frozen, so one
+# parse per distinct reply is shared by every probe that sees it.
+@functools.lru_cache(maxsize=128)
+def parse_capabilities(ehlo_text: str, *, starttls_offered: bool = False) -> Capabilities:
+    """Parse the text of a 250 EHLO reply (greeting line first, one keyword a line).
+
+    `starttls_offered`: STARTTLS was advertised before TLS; it is never re-advertised
+    inside TLS (RFC 3207 §4.2), so the EHLO after STARTTLS keeps that it was offered.
+    """
     extensions, auth = parse_esmtp_extensions(ehlo_text)
     size: int | None = None
     size_param = extensions.get("size", "").strip()
@@ -23,7 +32,7 @@ def parse_capabilities(ehlo_text: str) -> Capabilities:
         extensions=tuple(sorted(k.upper() for k in extensions)),
         size=size,
         auth_mechanisms=tuple(dict.fromkeys(m.upper() for m in auth)),
-        starttls="starttls" in extensions,
+        starttls=starttls_offered or "starttls" in extensions,
         pipelining="pipelining" in extensions,
         eightbitmime="8bitmime" in extensions,
         smtputf8="smtputf8" in extensions,

@@ -9,6 +9,7 @@ Each step has `step_timeout`; the whole session has the provider's `timeout`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 import time
@@ -21,6 +22,7 @@ from monitor.config import AuthConfig, AuthMechanism, Config, ProbeMode, Provide
 from monitor.ids import new_id
 from monitor.network import client_context
 from monitor.probe import tls as tlsinfo
+from monitor.probe import tls_buffer
 from monitor.probe.capabilities import HELO_ONLY, MECHANISM_PREFERENCE, parse_capabilities
 from monitor.probe.diagnosis import diagnose
 from monitor.probe.errors import class_for_code, classify
@@ -37,6 +39,9 @@ from monitor.probe.result import (
 )
 from monitor.redact import auth_needles
 
+# Inert outside a probe: only TLS connections opened under tls_buffer.capped() change.
+tls_buffer.install()
+
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 # Replies to EHLO after which HELO is worth a try (RFC 5321 §4.1.4: servers without ESMTP).
 _EHLO_REFUSALS = frozenset({500, 501, 502, 504, 550})
@@ -50,7 +55,8 @@ async def run_probe(provider: ProviderConfig, config: Config, *,
     pre-campaign check sends the campaign's content to its seeds).
     """
     session = _Session(provider, config, message)
-    return await session.run()
+    with tls_buffer.capped():  # 4 KiB instead of asyncio's 256 KiB per TLS connection
+        return await session.run()
 
 
 class _Session:
@@ -186,11 +192,8 @@ class _Session:
         ehlo = await rec.run(step, f"EHLO {self.helo}", lambda: smtp.ehlo(timeout=t),
                              expect={250}, tolerate=_EHLO_REFUSALS)
         if ehlo is not None:
-            capabilities = parse_capabilities(ehlo.message)
-            if step is Step.EHLO_TLS:
-                # STARTTLS is never re-advertised inside TLS; keep that it was offered.
-                capabilities = capabilities.model_copy(update={"starttls": True})
-            self.capabilities = capabilities
+            self.capabilities = parse_capabilities(ehlo.message,
+                                                   starttls_offered=step is Step.EHLO_TLS)
             return
         await rec.run(Step.HELO, f"HELO {self.helo}", lambda: smtp.helo(timeout=t),
                       expect={250})
@@ -399,7 +402,11 @@ def _credential_needles(auth: AuthConfig | None) -> tuple[str, ...]:
     if auth is None:
         return ()
     secrets = [s.get_secret_value() for s in (auth.password, auth.token) if s is not None]
-    return tuple(n for secret in secrets for n in auth_needles(auth.username, secret))
+    return tuple(n for secret in secrets for n in _auth_needles(auth.username, secret))
+
+
+# Six base64 encodings per secret, the same on every probe of a provider.
+_auth_needles = functools.lru_cache(maxsize=1024)(auth_needles)
 
 
 def _secret(auth: AuthConfig, mechanism: str) -> str:

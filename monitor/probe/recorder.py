@@ -109,13 +109,18 @@ class StepRecorder:
     def _record(self, step: Step, command: str | None, code: int | None, text: str, *,
                 ok: bool, failure_class: FailureClass | None = None,
                 recipient: str | None = None) -> StepResult:
+        # Timed first, so the bookkeeping below is not part of the step's latency.
+        latency_ms = round((time.perf_counter() - self._started) * 1000, 3)
+        enhanced = enhanced_code(text) if code is not None else None
+        if any(needle in text for needle in self.redact):  # rarely: skip redact's sort
+            text = redact(text, self.redact)
         result = StepResult(
             step=step,
             command=command,
             code=code,
-            enhanced_code=enhanced_code(text) if code is not None else None,
-            text=_first_lines(redact(text, self.redact)),
-            latency_ms=round((time.perf_counter() - self._started) * 1000, 3),
+            enhanced_code=enhanced,
+            text=_first_lines(text),
+            latency_ms=latency_ms,
             ok=ok,
             failure_class=failure_class,
             recipient=recipient,

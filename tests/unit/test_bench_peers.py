@@ -6,6 +6,7 @@ import shutil
 import sys
 
 from bench.clients import peer_problem
+from bench.peers import Peer, PeerFailed, PeerRow, peer_pool, table
 
 
 def test_a_peer_that_gave_up_before_tls_gets_no_ratio() -> None:
@@ -24,3 +25,26 @@ def test_swaks_here_can_do_tls() -> None:
     problem = peer_problem(["swaks", "--server", "127.0.0.1:9", "--tls", "--quit-after",
                             "CONNECT", "--timeout", "1"])
     assert problem is None or "Net::SSLeay" not in problem, problem
+
+
+def test_a_peer_without_its_reply_fails_and_its_row_has_no_ratio() -> None:
+    quiet = Peer("check_smtp", [sys.executable, "-c", "print('SMTP WARNING - slow')"],
+                 ("SMTP OK",), "tls", "STARTTLS + EHLO + QUIT")
+    try:
+        peer_pool(quiet, 2)(4)
+    except PeerFailed as exc:
+        problem = str(exc)
+    else:
+        raise AssertionError("a run without 'SMTP OK' was counted")
+    assert "no 'SMTP OK'" in problem and "SMTP WARNING - slow" in problem
+    fine = Peer("check_smtp", [sys.executable, "-c", "print('SMTP OK - 0.01 sec')"],
+                ("SMTP OK",), "tls", "STARTTLS + EHLO + QUIT")
+    assert peer_pool(fine, 2)(4) > 0
+    broken = PeerRow("check_smtp", quiet.work, 8, None, None, None, None, None, 4.0, problem)
+    measured = PeerRow("swaks", "a send", 8, 100.0, 90.0, 4.0, 25.5, 22.0, 25.0,
+                       cpu_ms=(1.0, 1.1, 30.0))
+    text = table([broken, measured])
+    failed_line = next(line for line in text.splitlines() if line.startswith("check_smtp"))
+    assert "failed at parallelism 8: no ratio" in failed_line and "x (" not in failed_line
+    assert "25.5x (met)" in text and "22.0x (missed)" in text
+    assert text.endswith(f"check_smtp: {problem}")

@@ -42,6 +42,20 @@ async def test_trusted_certificate_is_verified_and_described(tmp_path: Path) -> 
     assert steps.index(Step.STARTTLS) < steps.index(Step.EHLO_TLS) < steps.index(Step.AUTH)
 
 
+async def test_each_server_gets_its_own_certificate_and_capabilities(tmp_path: Path) -> None:
+    # Parsed certificates and EHLO replies are cached: the cache must be keyed on them.
+    first, second = make_certificates(tmp_path / "a"), make_certificates(tmp_path / "b")
+    results = [await _probe_sandbox(tmp_path, certs, ca_file=certs.ca_file)
+               for certs in (first, second, first)]
+    prints = [r.tls.certificate.fingerprint_sha256 for r in results  # type: ignore[union-attr]
+              if r.tls is not None and r.tls.certificate is not None]
+    assert len(prints) == 3 and prints[0] == prints[2] != prints[1]
+    for result in results:
+        # STARTTLS is not re-advertised inside TLS, yet it was offered.
+        assert result.capabilities is not None and result.capabilities.starttls
+        assert "AUTH" in result.capabilities.extensions
+
+
 @pytest.mark.parametrize(("kind", "reason"), [
     ("unknown-ca", "unknown CA"),
     ("expired", "expired"),
