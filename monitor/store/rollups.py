@@ -33,23 +33,39 @@ def counts_of(row: HourlyRollupRow) -> HourCounts:
                       delivery=dict(row.delivery))
 
 
+_TABLE: sa.Table = HourlyRollupRow.__table__  # type: ignore[attr-defined]
+_COUNTS = ("runs", "ok", "failed", "failures", "probe_ms", "receive_ms", "delivery")
+
+
 async def _update(session: AsyncSession, provider: str, when: datetime,
                   change: Callable[[HourCounts], HourCounts]) -> None:
+    # Core statements, not ORM objects: this runs for every recorded run. On PostgreSQL
+    # the row is locked FOR UPDATE and inserted by the hour's first run only; SQLite has
+    # no row locks, so the insert comes first, for the database write lock it takes.
     hour = rollup.hour_of(when)
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    await session.exec(insert(HourlyRollupRow).values(
+    key = (_TABLE.c.provider == provider) & (_TABLE.c.hour == hour)
+    query = sa.select(*(_TABLE.c[name] for name in _COUNTS)).where(key)
+    postgres = is_postgres(session)
+    insert = (pg_insert if postgres else sqlite_insert)(_TABLE).values(
         provider=provider, hour=hour, runs=0, ok=0, failed=0, failures={}, probe_ms={},
-        receive_ms={}, delivery={}).on_conflict_do_nothing())
-    query = (select(HourlyRollupRow).where(col(HourlyRollupRow.provider) == provider)
-             .where(col(HourlyRollupRow.hour) == hour))
-    if is_postgres(session):
+        receive_ms={}, delivery={}).on_conflict_do_nothing()
+    connection = await session.connection()
+    if postgres:
         query = query.with_for_update()
-    row = (await session.exec(query.execution_options(populate_existing=True))).one()
-    counts = change(counts_of(row))
-    row.runs, row.ok, row.failed = counts.runs, counts.ok, counts.failed
-    row.failures, row.delivery = dict(counts.failures), dict(counts.delivery)
-    row.probe_ms, row.receive_ms = sparse(counts.probe_ms), sparse(counts.receive_ms)
-    session.add(row)
+        found = (await connection.execute(query)).first()
+    else:
+        found = None
+    if found is None:
+        await connection.execute(insert)
+        found = (await connection.execute(query)).one()
+    runs, ok, failed, failures, probe_ms, receive_ms, delivery = found
+    counts = change(HourCounts(runs=runs, ok=ok, failed=failed, failures=dict(failures),
+                               probe_ms=dense(probe_ms), receive_ms=dense(receive_ms),
+                               delivery=dict(delivery)))
+    await connection.execute(_TABLE.update().where(key).values(
+        runs=counts.runs, ok=counts.ok, failed=counts.failed,
+        failures=dict(counts.failures), delivery=dict(counts.delivery),
+        probe_ms=sparse(counts.probe_ms), receive_ms=sparse(counts.receive_ms)))
 
 
 async def add_run(session: AsyncSession, result: ProbeResult) -> None:
