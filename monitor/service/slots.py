@@ -125,8 +125,8 @@ async def run_slots(ctx: AppContext, stopping: asyncio.Event) -> None:
                 continue
             task: asyncio.Task[object] = asyncio.create_task(
                 run_slot(ctx, fire.provider, fire.slot), name=f"slot:{fire.provider.name}")
-            # Tracked from creation: shutdown waits for it, and run_slot itself declines
-            # to claim once the stop has begun.
+            # Tracked from creation: shutdown waits for it, so a stop never cancels a
+            # slot between its claim and its probe (the post-claim jitter).
             ctx.track(task)
             running[fire.provider.name] = task
             task.add_done_callback(_report_crash)
