@@ -9,6 +9,7 @@ config on every start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
@@ -84,6 +85,12 @@ async def guarded(ctx: AppContext, name: str, job: Callable[[], Awaitable[object
     """Run a periodic job; the database being away is counted, not a traceback."""
     try:
         await job()
+    except asyncio.CancelledError:
+        # A stop shut the scheduler down with this chore mid-pass: expected, and not
+        # worth APScheduler's ERROR line with a traceback. Its work is redone at start.
+        log.debug("periodic job cancelled at shutdown", extra={"action": "job_cancelled",
+                                                               "job": name})
+        return
     except Exception as exc:
         if not unreachable(exc):
             raise  # a bug: APScheduler logs it with its traceback
