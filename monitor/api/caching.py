@@ -22,11 +22,17 @@ def cached_json(request: Request, body: bytes, *, cache_control: str = "no-cache
 
     no-cache by default: a client may keep it but must ask again (and gets a 304).
     """
-    tag = etag(body)
-    headers = {"ETag": tag, "Cache-Control": cache_control}
-    if _matches(request.headers.get("if-none-match", ""), tag):
+    return conditional(request, body, "application/json",
+                       {"Cache-Control": cache_control})
+
+
+def conditional(request: Request, body: bytes, media_type: str,
+                headers: dict[str, str]) -> Response:
+    """`body` with `headers` and its ETag, or 304 (same headers) if If-None-Match has it."""
+    headers = {"ETag": etag(body), **headers}
+    if _matches(request.headers.get("if-none-match", ""), headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _matches(header: str, tag: str) -> bool:

@@ -12,7 +12,6 @@ shields.io endpoint badges: https://shields.io/badges/endpoint-badge
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +55,6 @@ class Badge:
 
 def _width(text: str) -> int:
     return int(len(text) * 6.8) + 12
-
-
-def etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 STATE_COLORS = {"up": GREEN, "degraded": YELLOW, "delivery failing": ORANGE, "down": RED}

@@ -23,6 +23,7 @@ from starlette.templating import Jinja2Templates
 
 from monitor import store
 from monitor.api.auth import Tokens
+from monitor.api.caching import conditional
 from monitor.api.errors import ApiError
 from monitor.api.providers import provider_or_404
 from monitor.config import ProviderConfig, StatusPageAccess
@@ -139,13 +140,10 @@ def status_routes(ctx: AppContext, tokens: Tokens) -> list[BaseRoute]:
                 body, media = badge.svg().encode(), "image/svg+xml"
             else:
                 body, media = json.dumps(badge.shields()).encode(), "application/json"
-            tag = badges.etag(body)
             scope = "public" if setting is StatusPageAccess.PUBLIC else "private"
-            headers = {"ETag": tag, "Cache-Control": f"{scope}, max-age={BADGE_MAX_AGE}",
-                       "X-Content-Type-Options": "nosniff", "Content-Security-Policy": BADGE_CSP}
-            if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-                return Response(status_code=304, headers=headers)
-            return Response(body, media_type=media, headers=headers)
+            return conditional(request, body, media, {
+                "Cache-Control": f"{scope}, max-age={BADGE_MAX_AGE}",
+                "X-Content-Type-Options": "nosniff", "Content-Security-Policy": BADGE_CSP})
         return handler
 
     async def status_badge(request: Request, provider: ProviderConfig) -> badges.Badge:
