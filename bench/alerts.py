@@ -184,7 +184,7 @@ async def alert_latency(database: str, woken: bool, events: int) -> Latency:
             stopping.set()
             await worker
             for ctx in {id(recorder): recorder, id(sender): sender}.values():
-                await ctx.engine.dispose()
+                await ctx.close()
     return Latency(database, woken, samples)
 
 
@@ -210,11 +210,11 @@ async def outbox_rate(url: str, database: str, deliveries: int) -> float:
         await migrate(ctx.engine)
         await sync_config_subscriptions(ctx)
         per_event = deliveries // SUBSCRIBERS  # every event goes to every subscriber
-        async with ctx.sessions() as session, session.begin():
-            await store.events.add_events(session, [
-                Event(id=new_id("e"), type=EventType.PROBE_FAILED, provider="relay",
-                      timestamp=ctx.clock(), data={"step": "rcpt", "code": 550})
-                for _ in range(per_event)], ctx.clock())
+        now = ctx.clock()
+        events = [Event(id=new_id("e"), type=EventType.PROBE_FAILED, provider="relay",
+                        timestamp=now, data={"step": "rcpt", "code": 550})
+                  for _ in range(per_event)]
+        await ctx.writer.run(lambda s: store.events.add_events(s, events, now))
         stopping = asyncio.Event()
         started = time.perf_counter()
         worker = asyncio.create_task(Outbox(ctx).run(stopping))
@@ -228,7 +228,7 @@ async def outbox_rate(url: str, database: str, deliveries: int) -> float:
         finally:
             stopping.set()
             await worker
-            await ctx.engine.dispose()
+            await ctx.close()
     return per_event * SUBSCRIBERS / elapsed
 
 

@@ -76,12 +76,12 @@ async def _probe_and_receive(provider: ProviderConfig,
 
         ctx = AppContext.create(config, database_url())
         options = replace(options, inbound_store=DatabaseInbound(ctx))
-        closing = ctx.engine
+        closing = ctx
     try:
         return result, await _wait_all(config, pending, options)
     finally:
         if closing is not None:
-            await closing.dispose()
+            await closing.close()
 
 
 async def _wait_all(config: Config, pending: list[PendingToken],

@@ -77,7 +77,7 @@ def create_app(ctx: AppContext, *, routes: Sequence[BaseRoute] = (),
                 with contextlib.suppress(Exception):  # a database away: the beat ages out
                     await leave(ctx)
             await _record_or_report_held(ctx)
-            await ctx.engine.dispose()
+            await ctx.close()
             log.info("service stopped", extra={"action": "stop", "replica": ctx.replica})
 
     async def healthz(request: Request) -> JSONResponse:

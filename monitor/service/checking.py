@@ -23,6 +23,7 @@ from monitor.checks import CheckReport, CheckRequest, CheckStatus, completed_eve
 from monitor.receive import ReceiveOptions
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
+from monitor.store.writer import within
 
 log = logging.getLogger("monitor.checks")
 
@@ -91,7 +92,8 @@ async def _save(ctx: AppContext, report: CheckReport) -> None:
             finished_at=report.finished_at, replica=ctx.replica)
         completed = saved and report.finished_at is not None
         if completed:
-            await store.events.add_events(session, [completed_event(report)], ctx.clock())
+            now, events = ctx.clock(), [completed_event(report)]
+            await within(session, lambda s: store.events.add_events(s, events, now))
     if completed:
         ctx.outbox_wake.set()
 

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,6 +21,7 @@ from monitor.service.metrics import Metrics
 from monitor.service.outage import DatabaseOutage
 from monitor.store.crypto import Cipher
 from monitor.store.db import make_engine, sessions
+from monitor.store.writer import Writer
 
 
 def utcnow() -> datetime:
@@ -77,6 +79,17 @@ class AppContext:
         """`cipher` None: MONITOR_SECRET_KEY, or an SQLite database's key file."""
         engine = make_engine(database_url, cipher)
         return cls(config=config, engine=engine, sessions=sessions(engine))
+
+    @cached_property
+    def writer(self) -> Writer:
+        """Whole write transactions of the recording path, one thread hop each on SQLite
+        (made on first use: a context that never records starts no thread)."""
+        return Writer(self.engine, self.sessions)
+
+    async def close(self) -> None:
+        if "writer" in self.__dict__:
+            await self.writer.close()
+        await self.engine.dispose()
 
     def track(self, task: asyncio.Task[object]) -> None:
         self.inflight.add(task)

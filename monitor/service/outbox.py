@@ -123,9 +123,9 @@ class Outbox:
 
     async def deliver_due(self) -> int:
         now = self.ctx.clock()
+        claimed = await self.ctx.writer.run(lambda session: store.outbox.claim_due(
+            session, now, self.ctx.replica, lease=self.lease, limit=self.batch))
         async with self.ctx.sessions() as session:
-            claimed = await store.outbox.claim_due(session, now, self.ctx.replica, lease=self.lease,
-                                              limit=self.batch)
             self.ctx.metrics.outbox_depth.set(await store.outbox.outbox_depth(session))
         if not claimed:
             return 0
@@ -281,16 +281,17 @@ class Outbox:
             delivery_id=delivery.id, attempt=attempt_no, at=started, status=result.status,
             latency_ms=result.latency_ms, outcome=outcome.kind.value,
             response=result.record[:1024] or None, worker=self.ctx.replica)
-        async with self.ctx.sessions() as session:
-            recorded = await store.outbox.finish_attempt(
-                session, delivery.id, attempt, status=status, next_attempt_at=next_at,
-                error=None if status == "delivered" else outcome.reason, worker=self.ctx.replica)
-            if not recorded:
-                log.warning("delivery claim lost", extra={
-                    "action": "delivery_claim_lost", "delivery_id": delivery.id,
-                    "subscription": sub.name, "attempt": attempt_no})
-                return
-            if outcome.kind is OutcomeKind.DISABLE:
+        error = None if status == "delivered" else outcome.reason
+        recorded = await self.ctx.writer.run(lambda session: store.outbox.finish_attempt(
+            session, delivery.id, attempt, status=status, next_attempt_at=next_at,
+            error=error, worker=self.ctx.replica))
+        if not recorded:
+            log.warning("delivery claim lost", extra={
+                "action": "delivery_claim_lost", "delivery_id": delivery.id,
+                "subscription": sub.name, "attempt": attempt_no})
+            return
+        if outcome.kind is OutcomeKind.DISABLE:
+            async with self.ctx.sessions() as session:
                 await store.outbox.disable_subscription(session, sub.id, outcome.reason)
         self.ctx.metrics.deliveries.labels(sub.kind, outcome.kind.value).inc()
         self.ctx.metrics.delivery_latency.labels(sub.kind).observe(result.latency_ms / 1000)

@@ -8,6 +8,8 @@ import random
 import zlib
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import Session
+
 from monitor import store
 from monitor.config import ProviderConfig
 from monitor.events.detect import detect
@@ -46,10 +48,10 @@ async def run_slot(ctx: AppContext, provider: ProviderConfig,
     now = ctx.clock()
     slot = slot_for(provider, now) if slot is None else slot
     ctx.metrics.scheduler_lateness.observe(lateness(provider, slot, now))
+    lease = slot_lease(provider)
     try:
-        async with ctx.sessions() as session:
-            claimed = await store.runs.claim_slot(session, provider.name, slot, ctx.replica, now,
-                                               slot_lease(provider))
+        claimed = await ctx.writer.run(lambda session: store.runs.claim_slot(
+            session, provider.name, slot, ctx.replica, now, lease))
     except Exception as exc:
         if not unreachable(exc):
             raise
@@ -186,34 +188,39 @@ async def record_held(ctx: AppContext) -> int:
 
 async def record(ctx: AppContext, provider: ProviderConfig, result: ProbeResult,
                  slot: int | None = None) -> list[Event]:
+    """Record the run, its state, rollup, events and outbox rows in one transaction."""
     now = ctx.clock()
-    async with ctx.sessions() as session, session.begin():
-        if slot is not None and not await store.runs.finish_slot(session, provider.name, slot,
-                                                              ctx.replica):
-            # Our lease ran out (a long database outage) and another replica took the
-            # slot over: its run stands, so two runs of one slot are never recorded.
-            log.warning("slot was taken over; this run is not recorded", extra={
-                "action": "slot_lost", "provider": provider.name, "slot": slot})
-            return []
-        previous = await store.runs.load_state(session, provider.name, now)
+    summary = summarize(result)
+    pending = pending_tokens(result, ctx.config)
+
+    def write(session: Session) -> list[Event] | None:
+        if slot is not None and not store.runs.finish_slot(session, provider.name, slot,
+                                                           ctx.replica):
+            return None
+        previous = store.runs.load_state(session, provider.name, now)
+        store.runs.add_run(session, result, slot)
+        store.rollups.add_run(session, result)
         events: list[Event] = []
-        if previous.last_run_id is not None and result.run_id < previous.last_run_id:
-            # Held through an outage while another replica recorded a newer run (ids
-            # are time-ordered): kept as history, but the state and events follow the
-            # newer run, so a stale failure cannot undo a later recovery.
-            store.runs.add_run(session, result, slot)
-            await store.rollups.add_run(session, result)
-        else:
+        # A run held through an outage while another replica recorded a newer one (ids
+        # are time-ordered) is kept as history, but the state and events follow the
+        # newer run, so a stale failure cannot undo a later recovery.
+        if previous.last_run_id is None or result.run_id >= previous.last_run_id:
             state, events = detect(previous, result, provider.thresholds, now)
-            store.runs.add_run(session, result, slot)
-            await store.rollups.add_run(session, result)
-            await store.runs.save_state(session, provider.name, state, now, summarize(result))
-            await store.events.add_events(session, events, now)
-        for pending in pending_tokens(result, ctx.config):
+            store.runs.save_state(session, provider.name, state, now, summary)
+            store.events.add_events(session, events, now)
+        for token in pending:
             store.tokens.add_pending(
-                session, token=pending.token, run_id=pending.run_id, provider=pending.provider,
-                mailbox=pending.mailbox, accepted_at=pending.accepted_at,
-                deadline=pending.deadline)
+                session, token=token.token, run_id=token.run_id, provider=token.provider,
+                mailbox=token.mailbox, accepted_at=token.accepted_at, deadline=token.deadline)
+        return events
+
+    events = await ctx.writer.run(write)
+    if events is None:
+        # Our lease ran out (a long database outage) and another replica took the slot
+        # over: its run stands, so two runs of one slot are never recorded.
+        log.warning("slot was taken over; this run is not recorded", extra={
+            "action": "slot_lost", "provider": provider.name, "slot": slot})
+        return []
     if events:
         ctx.outbox_wake.set()  # committed: the outbox sends now, not at its next poll
     return events

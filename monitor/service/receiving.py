@@ -11,9 +11,12 @@ import logging
 import math
 from datetime import timedelta
 
+from sqlmodel import Session
+
 from monitor import store
 from monitor.config import Config
 from monitor.events.detect import DeliveryObservation, detect_delivery
+from monitor.events.model import Event
 from monitor.receive import (
     PendingToken,
     ReceiveOptions,
@@ -97,20 +100,27 @@ def _remember(ctx: AppContext, result: ReceiveResult) -> None:
 
 async def settle(ctx: AppContext, result: ReceiveResult) -> None:
     now = ctx.clock()
-    async with ctx.sessions() as session, session.begin():
-        if not await store.tokens.resolve_pending(session, ReceiveResultRow(
-                token=result.token, mailbox=result.mailbox, run_id=result.run_id,
-                provider=result.provider, checked_at=result.checked_at, arrived=result.arrived,
-                placement=result.placement.value if result.placement else None,
-                latency_ms=result.latency_ms, result=result.model_dump(mode="json"))):
-            return  # settled meanwhile by another replica: its verdict stands
-        previous = await store.runs.load_state(session, result.provider, now)
-        await store.rollups.add_receive(session, result)
-        configured = [m.name for m in seed_mailboxes(ctx.config, result.provider)]
+    configured = [m.name for m in seed_mailboxes(ctx.config, result.provider)]
+    row = ReceiveResultRow(
+        token=result.token, mailbox=result.mailbox, run_id=result.run_id,
+        provider=result.provider, checked_at=result.checked_at, arrived=result.arrived,
+        placement=result.placement.value if result.placement else None,
+        latency_ms=result.latency_ms, result=result.model_dump(mode="json"))
+
+    def write(session: Session) -> list[Event] | None:
+        if not store.tokens.resolve_pending(session, row):
+            return None  # settled meanwhile by another replica: its verdict stands
+        previous = store.runs.load_state(session, result.provider, now)
+        store.rollups.add_receive(session, result)
         state, events = detect_delivery(previous, result.provider, observation(result), now,
                                         configured)
-        await store.runs.save_state(session, result.provider, state, now)
-        await store.events.add_events(session, events, now)
+        store.runs.save_state(session, result.provider, state, now)
+        store.events.add_events(session, events, now)
+        return events
+
+    events = await ctx.writer.run(write)
+    if events is None:
+        return
     if events:
         ctx.outbox_wake.set()
     ctx.metrics.observe_receive(result)

@@ -27,9 +27,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from monitor.store.crypto import Cipher, bind_cipher, load_cipher
+from monitor.store.crypto import Cipher, bind_cipher, cipher_for, load_cipher
 from monitor.store.errors import SchemaTooNew, SecretKeyError
 
 __all__ = ["SchemaTooNew", "SecretKeyError", "database_url", "make_engine", "migrate",
@@ -85,21 +86,35 @@ def make_engine(url: str, cipher: Cipher | None = None) -> AsyncEngine:
         # hide_parameters: a database error must not carry secrets (webhook secrets,
         # routing keys, Slack URLs) into an exception message and from there into a log.
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-
-        @sa.event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # WAL lets readers (the API) proceed while the scheduler writes.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
                                      hide_parameters=True)
     bind_cipher(engine.sync_engine.dialect, cipher)
     return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the API) proceed while the scheduler writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def sqlite_writer_engine(engine: AsyncEngine) -> sa.Engine:
+    """A synchronous engine on `engine`'s SQLite file, with its pragmas and its cipher,
+    for the one thread that runs whole write transactions (monitor.store.writer)."""
+    url = engine.url.set(drivername="sqlite")
+    # check_same_thread off: the pool is disposed from the event loop's thread; every
+    # statement runs in the writer's one thread.
+    writer = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                              hide_parameters=True, pool_size=1, max_overflow=0)
+    sa.event.listen(writer, "connect", _sqlite_pragmas)
+    bind_cipher(writer.dialect, cipher_for(engine.sync_engine.dialect))
+    return writer
 
 
 async def ping(engine: AsyncEngine) -> None:
@@ -120,7 +135,7 @@ async def insert_unique(session: AsyncSession, row: object) -> bool:
     return True
 
 
-def is_postgres(session: AsyncSession) -> bool:
+def is_postgres(session: AsyncSession | Session) -> bool:
     """Where the SQL differs: SKIP LOCKED, ON CONFLICT upserts."""
     return session.get_bind().dialect.name == "postgresql"
 

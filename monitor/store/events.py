@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.events.model import Event
@@ -20,34 +20,36 @@ from monitor.store.tables import (
 )
 
 
-async def add_events(session: AsyncSession, events: Sequence[Event], now: datetime) -> int:
+def add_events(session: Session, events: Sequence[Event], now: datetime) -> int:
     """Store events and, in the same transaction, one outbox row per matching subscriber."""
     if not events:
         return 0
-    subscriptions = (await session.exec(
-        select(SubscriptionRow).where(col(SubscriptionRow.enabled).is_(True)))).all()
+    # The columns matching needs, not the rows: those would decrypt every secret.
+    subscriptions = session.exec(
+        select(SubscriptionRow.id, SubscriptionRow.events, SubscriptionRow.providers)
+        .where(col(SubscriptionRow.enabled).is_(True))).all()
     # Flush events first: deliveries reference them by foreign key.
     for event in events:
         session.add(EventRow(id=event.id, type=event.type.value, provider=event.provider,
                              timestamp=event.timestamp, run_id=event.run_id,
                              data=event.model_dump(mode="json")["data"]))
-    await session.flush()
+    session.flush()
     queued = 0
     for event in events:
-        for sub in subscriptions:
-            if subscribed(sub, event):
-                session.add(DeliveryRow(id=new_id(), event_id=event.id, subscription_id=sub.id,
+        for sub_id, patterns, providers in subscriptions:
+            if subscribed(patterns, providers, event):
+                session.add(DeliveryRow(id=new_id(), event_id=event.id, subscription_id=sub_id,
                                         next_attempt_at=now, created_at=now))
                 queued += 1
     if queued:
-        await notify_queued(session)
+        notify_queued(session)
     return queued
 
 
-def subscribed(sub: SubscriptionRow, event: Event) -> bool:
+def subscribed(patterns: Sequence[str], providers: Sequence[str], event: Event) -> bool:
     """`*`, exact types and prefixes like `probe.*`; provider names or `*`."""
-    type_ok = any(fnmatch.fnmatchcase(event.type.value, pattern) for pattern in sub.events)
-    provider_ok = "*" in sub.providers or (event.provider in sub.providers)
+    type_ok = any(fnmatch.fnmatchcase(event.type.value, pattern) for pattern in patterns)
+    provider_ok = "*" in providers or (event.provider in providers)
     return type_ok and provider_ok
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from monitor.store.db import is_postgres
 
@@ -24,11 +24,10 @@ CHANNEL = "monitor_outbox"
 log = logging.getLogger("monitor.outbox")
 
 
-async def notify_queued(session: AsyncSession) -> None:
+def notify_queued(session: Session) -> None:
     """Tell every replica's outbox, at commit, that deliveries are due."""
     if is_postgres(session):
-        connection = await session.connection()
-        await connection.execute(sa.text(f"NOTIFY {CHANNEL}"))
+        session.connection().execute(sa.text(f"NOTIFY {CHANNEL}"))
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.events.model import Event
@@ -27,12 +27,14 @@ class ClaimedDelivery:
     subscription: SubscriptionRow
 
 
-async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
-                    lease: timedelta, limit: int = 50) -> list[ClaimedDelivery]:
-    """Claim due deliveries atomically so no two workers send the same attempt. Commits.
+def claim_due(session: Session, now: datetime, worker: str, *,
+              lease: timedelta, limit: int = 50) -> list[ClaimedDelivery]:
+    """Claim due deliveries atomically so no two workers send the same attempt (run it
+    in a transaction of its own: the claims must commit before anything is sent).
 
-    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED. SQLite: a conditional UPDATE per
-    row (SQLite serialises writers, so the condition decides the winner).
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED. SQLite: one conditional UPDATE of the
+    candidates, RETURNING the ones it took (SQLite serialises writers, so the
+    condition decides the winner).
     """
     enabled = select(SubscriptionRow.id).where(col(SubscriptionRow.enabled).is_(True))
     due = (select(DeliveryRow)
@@ -40,44 +42,48 @@ async def claim_due(session: AsyncSession, now: datetime, worker: str, *,
            # A disabled subscription's queue waits: re-enabling it resumes delivery.
            .where(col(DeliveryRow.subscription_id).in_(enabled))
            .where(col(DeliveryRow.next_attempt_at) <= now)
-           .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
-                         col(DeliveryRow.claimed_until) < now))
+           .where(_unclaimed(now))
            .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
            .limit(limit))
     claimed: list[DeliveryRow] = []
     if is_postgres(session):
-        for row in (await session.exec(due.with_for_update(skip_locked=True))).all():
+        for row in session.exec(due.with_for_update(skip_locked=True)).all():
             row.claimed_until, row.claimed_by = now + lease, worker
             session.add(row)
             claimed.append(row)
+        session.flush()
     else:
-        for row in (await session.exec(due)).all():
-            result = await session.exec(
+        candidates = {row.id: row for row in session.exec(due).all()}
+        if candidates:
+            taken = set(session.connection().execute(
                 sa.update(DeliveryRow)
-                .where(col(DeliveryRow.id) == row.id)
+                .where(col(DeliveryRow.id).in_(candidates))
                 .where(col(DeliveryRow.status) == "pending")
-                .where(sa.or_(col(DeliveryRow.claimed_until).is_(None),
-                              col(DeliveryRow.claimed_until) < now))
-                .values(claimed_until=now + lease, claimed_by=worker))
-            if result.rowcount == 1:
-                claimed.append(row)
-    await session.commit()
+                .where(_unclaimed(now))
+                .values(claimed_until=now + lease, claimed_by=worker)
+                .returning(col(DeliveryRow.id))).scalars())
+            claimed = [row for key, row in candidates.items() if key in taken]
     if not claimed:
         return []
     # Two queries for the whole batch, not two per delivery.
-    events = {e.id: e for e in (await session.exec(select(EventRow).where(
-        col(EventRow.id).in_({row.event_id for row in claimed})))).all()}
-    subscriptions = {s.id: s for s in (await session.exec(select(SubscriptionRow).where(
-        col(SubscriptionRow.id).in_({row.subscription_id for row in claimed})))).all()}
+    events = {e.id: e for e in session.exec(select(EventRow).where(
+        col(EventRow.id).in_({row.event_id for row in claimed}))).all()}
+    subscriptions = {s.id: s for s in session.exec(select(SubscriptionRow).where(
+        col(SubscriptionRow.id).in_({row.subscription_id for row in claimed}))).all()}
     return [ClaimedDelivery(row, events[row.event_id], subscriptions[row.subscription_id])
             for row in claimed
             if row.event_id in events and row.subscription_id in subscriptions]
 
 
-async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: DeliveryAttemptRow,
-                         *, status: str, next_attempt_at: datetime | None,
-                         error: str | None, worker: str) -> bool:
-    """Record one attempt and the delivery's new state; release the claim. Commits.
+def _unclaimed(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(col(DeliveryRow.claimed_until).is_(None), col(DeliveryRow.claimed_until) < now)
+
+
+def finish_attempt(session: Session, delivery_id: str, attempt: DeliveryAttemptRow,
+                   *, status: str, next_attempt_at: datetime | None,
+                   error: str | None, worker: str) -> bool:
+    """Record one attempt and the delivery's new state; release the claim (caller's
+    transaction).
 
     False, recording nothing, when this worker no longer holds the claim (its lease
     ran out and another worker took the delivery over).
@@ -85,9 +91,8 @@ async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: Deliv
     query = select(DeliveryRow).where(DeliveryRow.id == delivery_id)
     if is_postgres(session):
         query = query.with_for_update()
-    row = (await session.exec(query)).first()
+    row = session.exec(query).first()
     if row is None or row.claimed_by != worker:
-        await session.rollback()
         return False
     session.add(attempt)
     row.attempts = attempt.attempt
@@ -100,7 +105,6 @@ async def finish_attempt(session: AsyncSession, delivery_id: str, attempt: Deliv
     if status == "delivered":
         row.delivered_at = attempt.at
     session.add(row)
-    await session.commit()
     return True
 
 

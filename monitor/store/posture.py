@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from monitor.events.model import Event
 from monitor.store.events import add_events
 from monitor.store.tables import DomainPostureRow
+from monitor.store.writer import within
 
 
 async def load(session: AsyncSession, domain: str) -> DomainPostureRow | None:
@@ -40,7 +41,7 @@ async def save(session: AsyncSession, domain: str, state: dict[str, Any],
             if result.rowcount != 1:
                 await session.rollback()
                 return False
-        await add_events(session, events, now)
+        await within(session, lambda s: add_events(s, events, now))
         await session.commit()
     except IntegrityError:  # inserted by another writer meanwhile
         await session.rollback()

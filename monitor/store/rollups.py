@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.probe.result import ProbeResult
@@ -35,50 +35,53 @@ def counts_of(row: HourlyRollupRow) -> HourCounts:
 
 _TABLE: sa.Table = HourlyRollupRow.__table__  # type: ignore[attr-defined]
 _COUNTS = ("runs", "ok", "failed", "failures", "probe_ms", "receive_ms", "delivery")
+# Built once, parameters at execution (a statement reused keeps its compiled form; see
+# store.runs). On PostgreSQL the row is locked FOR UPDATE and inserted by the hour's
+# first run only; SQLite has no row locks, so the insert comes first, for the database
+# write lock it takes.
+_THIS_HOUR = (_TABLE.c.provider == sa.bindparam("key_provider")) & (
+    _TABLE.c.hour == sa.bindparam("key_hour"))
+_READ = sa.select(*(_TABLE.c[name] for name in _COUNTS)).where(_THIS_HOUR)
+_READ_LOCKED = _READ.with_for_update()
+_EMPTY = {"runs": 0, "ok": 0, "failed": 0, "failures": {}, "probe_ms": {}, "receive_ms": {},
+          "delivery": {}}
+_NEW = {"sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing(),
+        "postgresql": pg_insert(_TABLE).on_conflict_do_nothing()}
+_WRITE = _TABLE.update().where(_THIS_HOUR)
 
 
-async def _update(session: AsyncSession, provider: str, when: datetime,
-                  change: Callable[[HourCounts], HourCounts]) -> None:
-    # Core statements, not ORM objects: this runs for every recorded run. On PostgreSQL
-    # the row is locked FOR UPDATE and inserted by the hour's first run only; SQLite has
-    # no row locks, so the insert comes first, for the database write lock it takes.
-    hour = rollup.hour_of(when)
-    key = (_TABLE.c.provider == provider) & (_TABLE.c.hour == hour)
-    query = sa.select(*(_TABLE.c[name] for name in _COUNTS)).where(key)
+def _update(session: Session, provider: str, when: datetime,
+            change: Callable[[HourCounts], HourCounts]) -> None:
+    key = {"key_provider": provider, "key_hour": rollup.hour_of(when)}
     postgres = is_postgres(session)
-    insert = (pg_insert if postgres else sqlite_insert)(_TABLE).values(
-        provider=provider, hour=hour, runs=0, ok=0, failed=0, failures={}, probe_ms={},
-        receive_ms={}, delivery={}).on_conflict_do_nothing()
-    connection = await session.connection()
-    if postgres:
-        query = query.with_for_update()
-        found = (await connection.execute(query)).first()
-    else:
-        found = None
+    connection = session.connection()
+    read = _READ_LOCKED if postgres else _READ
+    found = connection.execute(read, key).first() if postgres else None
     if found is None:
-        await connection.execute(insert)
-        found = (await connection.execute(query)).one()
+        connection.execute(_NEW["postgresql" if postgres else "sqlite"],
+                           {"provider": provider, "hour": key["key_hour"], **_EMPTY})
+        found = connection.execute(read, key).one()
     runs, ok, failed, failures, probe_ms, receive_ms, delivery = found
     counts = change(HourCounts(runs=runs, ok=ok, failed=failed, failures=dict(failures),
                                probe_ms=dense(probe_ms), receive_ms=dense(receive_ms),
                                delivery=dict(delivery)))
-    await connection.execute(_TABLE.update().where(key).values(
-        runs=counts.runs, ok=counts.ok, failed=counts.failed,
-        failures=dict(counts.failures), delivery=dict(counts.delivery),
-        probe_ms=sparse(counts.probe_ms), receive_ms=sparse(counts.receive_ms)))
+    connection.execute(_WRITE, {
+        **key, "runs": counts.runs, "ok": counts.ok, "failed": counts.failed,
+        "failures": dict(counts.failures), "delivery": dict(counts.delivery),
+        "probe_ms": sparse(counts.probe_ms), "receive_ms": sparse(counts.receive_ms)})
 
 
-async def add_run(session: AsyncSession, result: ProbeResult) -> None:
+def add_run(session: Session, result: ProbeResult) -> None:
     """Count a run into its provider's hour (caller's transaction)."""
-    await _update(session, result.provider, result.started_at,
+    _update(session, result.provider, result.started_at,
                   lambda counts: rollup.add_run(counts, result))
 
 
-async def add_receive(session: AsyncSession, result: ReceiveResult) -> None:
+def add_receive(session: Session, result: ReceiveResult) -> None:
     """Count a receive result into the hour its message was sent (caller's transaction)."""
     if rollup.delivery_of(result) is None:
         return  # the mailbox could not be checked: nothing to count
-    await _update(session, result.provider, result.accepted_at,
+    _update(session, result.provider, result.accepted_at,
                   lambda counts: rollup.add_receive(counts, result))
 
 

@@ -1,7 +1,8 @@
 """Slot claims, provider state and probe runs: what the scheduler and the API read and write.
 
 Functions take an AsyncSession and leave transactions to the caller unless the
-docstring says "Commits".
+docstring says "Commits"; the recording path's take a Session and run in the
+writer's transaction (monitor.store.writer), or in an AsyncSession's run_sync.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.events.state import ProviderState, brief
@@ -26,18 +27,17 @@ from monitor.store.tables import (
 )
 
 
-async def claim_slot(session: AsyncSession, provider: str, slot: int, replica: str,
-                     now: datetime, lease: timedelta) -> bool:
-    """Insert (provider, slot); exactly one replica succeeds. Commits on its own.
+def claim_slot(session: Session, provider: str, slot: int, replica: str,
+               now: datetime, lease: timedelta) -> bool:
+    """Insert (provider, slot); exactly one replica succeeds (its own transaction: the
+    claim must commit before the probe runs).
 
     One INSERT ... ON CONFLICT DO NOTHING, not an ORM add that fails on the key: the
     loser learns it from the row count, with no exception and no rollback to pay for.
     """
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    result = await session.exec(insert(SlotClaimRow).values(
-        provider=provider, slot=slot, claimed_by=replica, claimed_at=now,
-        lease_until=now + lease, done=False).on_conflict_do_nothing())
-    await session.commit()
+    result = session.connection().execute(_CLAIM[_dialect(session)], {
+        "provider": provider, "slot": slot, "claimed_by": replica, "claimed_at": now,
+        "lease_until": now + lease, "done": False})
     return bool(result.rowcount)
 
 
@@ -67,63 +67,83 @@ async def take_over_slot(session: AsyncSession, claim: SlotClaimRow, replica: st
     return bool(result.rowcount == 1)
 
 
-async def finish_slot(session: AsyncSession, provider: str, slot: int, replica: str) -> bool:
+def finish_slot(session: Session, provider: str, slot: int, replica: str) -> bool:
     """Mark the slot's run recorded (caller's transaction); False if it was taken over."""
-    result = await session.exec(
-        sa.update(SlotClaimRow)
-        .where(col(SlotClaimRow.provider) == provider)
-        .where(col(SlotClaimRow.slot) == slot)
-        .where(col(SlotClaimRow.claimed_by) == replica)
-        .where(col(SlotClaimRow.done).is_(False))  # recorded once, whoever ran it
-        .values(done=True))
+    result = session.connection().execute(_FINISH, {
+        "key_provider": provider, "key_slot": slot, "key_replica": replica})
     return bool(result.rowcount == 1)
 
 
-async def load_state(session: AsyncSession, provider: str, now: datetime) -> ProviderState:
+def load_state(session: Session, provider: str, now: datetime) -> ProviderState:
     """The stored state, locked for this transaction.
 
     The row is created first if missing (insert … on conflict do nothing), so two
     writers of a provider's first run serialise on it instead of both inserting.
     On SQLite the insert takes the database write lock for the transaction.
     """
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    await session.exec(insert(ProviderStateRow).values(
-        provider=provider, state={}, updated_at=now).on_conflict_do_nothing())
-    query = select(ProviderStateRow).where(ProviderStateRow.provider == provider)
-    if is_postgres(session):
-        query = query.with_for_update()
-    row = (await session.exec(query)).first()
-    return ProviderState.model_validate(row.state) if row and row.state else ProviderState()
+    dialect = _dialect(session)
+    connection = session.connection()
+    connection.execute(_STATE_ROW[dialect], {"provider": provider, "state": {},
+                                              "updated_at": now})
+    stored = connection.execute(_STATE_OF[dialect], {"key_provider": provider}).scalar()
+    return ProviderState.model_validate(stored) if stored else ProviderState()
 
 
-async def save_state(session: AsyncSession, provider: str, state: ProviderState,
-                     now: datetime, last: RunSummary | None = None) -> None:
+def save_state(session: Session, provider: str, state: ProviderState,
+               now: datetime, last: RunSummary | None = None) -> None:
     """`last`: the run this state follows (None: the state changed without a run).
 
     The row's `summary` is the provider's list entry, kept ready: the state in brief
     and the last run in brief, so listing thousands parses nothing.
     """
-    row = await session.get(ProviderStateRow, provider)
-    data = state.model_dump(mode="json")
-    previous = (row.summary or {}).get("last_run") if row else None
-    summary = {**brief(state), "last_run": last.model_dump(mode="json") if last else previous}
-    if row is None:
-        session.add(ProviderStateRow(provider=provider, state=data, summary=summary,
-                                     last_run_id=state.last_run_id, updated_at=now))
+    connection = session.connection()
+    if last is None:
+        kept = connection.execute(_SUMMARY_OF, {"key_provider": provider}).scalar()
+        previous = (kept or {}).get("last_run")
     else:
-        row.state, row.summary = data, summary
-        row.last_run_id, row.updated_at = state.last_run_id, now
-        session.add(row)
+        previous = last.model_dump(mode="json")
+    values = {"state": state.model_dump(mode="json"),
+              "summary": {**brief(state), "last_run": previous},
+              "last_run_id": state.last_run_id, "updated_at": now}
+    if not connection.execute(_SAVE, {"key_provider": provider, **values}).rowcount:
+        connection.execute(_STATES.insert(), {"provider": provider, **values})
 
 
-def add_run(session: AsyncSession, result: ProbeResult, slot: int | None = None) -> None:
-    session.add(RunRow(
-        slot=slot,
-        id=result.run_id, provider=result.provider, started_at=result.started_at,
-        duration_ms=result.duration_ms, ok=result.ok,
-        failed_step=result.failed_step.value if result.failed_step else None,
-        failure_class=result.failure_class.value if result.failure_class else None,
-        result=result.model_dump(mode="json")))
+def add_run(session: Session, result: ProbeResult, slot: int | None = None) -> None:
+    session.connection().execute(_RUNS.insert(), {
+        "slot": slot, "id": result.run_id, "provider": result.provider,
+        "started_at": result.started_at, "duration_ms": result.duration_ms, "ok": result.ok,
+        "failed_step": result.failed_step.value if result.failed_step else None,
+        "failure_class": result.failure_class.value if result.failure_class else None,
+        "result": result.model_dump(mode="json")})
+
+
+# The recording path's statements, built once: a statement reused keeps its compiled
+# form and cache key, where building one per run cost more than running it (issue 12's
+# profile). Parameters come at execution; `key_` ones select the row.
+_CLAIMS: sa.Table = SlotClaimRow.__table__  # type: ignore[attr-defined]
+_STATES: sa.Table = ProviderStateRow.__table__  # type: ignore[attr-defined]
+_RUNS: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
+_CLAIM = {"sqlite": sqlite_insert(_CLAIMS).on_conflict_do_nothing(),
+          "postgresql": pg_insert(_CLAIMS).on_conflict_do_nothing()}
+_FINISH = (_CLAIMS.update()
+           .where(_CLAIMS.c.provider == sa.bindparam("key_provider"))
+           .where(_CLAIMS.c.slot == sa.bindparam("key_slot"))
+           .where(_CLAIMS.c.claimed_by == sa.bindparam("key_replica"))
+           .where(_CLAIMS.c.done.is_(False))  # recorded once, whoever ran it
+           .values(done=True))
+_STATE_ROW = {"sqlite": sqlite_insert(_STATES).on_conflict_do_nothing(),
+              "postgresql": pg_insert(_STATES).on_conflict_do_nothing()}
+_THIS_STATE = _STATES.c.provider == sa.bindparam("key_provider")
+# SQLite has no row locks: the insert above took the database's write lock.
+_STATE_OF = {"sqlite": sa.select(_STATES.c.state).where(_THIS_STATE),
+             "postgresql": sa.select(_STATES.c.state).where(_THIS_STATE).with_for_update()}
+_SUMMARY_OF = sa.select(_STATES.c.summary).where(_THIS_STATE)
+_SAVE = _STATES.update().where(_THIS_STATE)
+
+
+def _dialect(session: Session) -> str:
+    return "postgresql" if is_postgres(session) else "sqlite"
 
 
 async def recent_runs(session: AsyncSession, provider: str, *, limit: int = 50,

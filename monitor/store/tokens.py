@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.store.tables import (
@@ -15,7 +15,7 @@ from monitor.store.tables import (
 )
 
 
-def add_pending(session: AsyncSession, *, token: str, run_id: str, provider: str, mailbox: str,
+def add_pending(session: Session, *, token: str, run_id: str, provider: str, mailbox: str,
                 accepted_at: datetime, deadline: datetime) -> None:
     session.add(PendingTokenRow(token=token, run_id=run_id, provider=provider, mailbox=mailbox,
                                 accepted_at=accepted_at, deadline=deadline))
@@ -50,18 +50,18 @@ async def release_pending(session: AsyncSession, rows: Sequence[PendingTokenRow]
                            .values(claimed_until=None))
 
 
-async def resolve_pending(session: AsyncSession, row: ReceiveResultRow) -> bool:
+def resolve_pending(session: Session, row: ReceiveResultRow) -> bool:
     """Store a receive result and drop its pending token (caller's transaction).
 
     False when the token was already resolved (another replica whose lease had
     run out got there first): the caller must then record nothing.
     """
-    deleted = await session.exec(sa.delete(PendingTokenRow)
-                                 .where(col(PendingTokenRow.token) == row.token)
-                                 .where(col(PendingTokenRow.mailbox) == row.mailbox))
+    deleted = session.exec(sa.delete(PendingTokenRow)
+                           .where(col(PendingTokenRow.token) == row.token)
+                           .where(col(PendingTokenRow.mailbox) == row.mailbox))
     if deleted.rowcount != 1:
         return False
-    await session.merge(row)
+    session.merge(row)
     return True
 
 

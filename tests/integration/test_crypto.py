@@ -111,7 +111,7 @@ async def test_no_secret_url_or_routing_key_in_the_sqlite_files(tmp_path: Path) 
             "hook": (HOOK, None, [SECRET]), "slack": (SLACK, None, [ANY_SECRET]),
             "pd": (None, ROUTING_KEY, [ANY_SECRET])}
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
     # Checkpointed into the main file on close: still nothing readable, through sqlite3 too.
     data = path.read_bytes()
     assert not [p for p in PLAINTEXTS if p.encode() in data]
@@ -138,7 +138,7 @@ async def test_database_key_and_data_dir_are_private(
         assert modes == {"monitor.db": 0o600, "monitor.db-wal": 0o600, "monitor.db-shm": 0o600,
                          KEY_FILE: 0o600}
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_files_left_open_by_an_older_version_are_narrowed(
@@ -223,7 +223,7 @@ async def write_subscriptions(url: str, keys: str) -> None:
         await migrate(ctx.engine)
         await sync_config_subscriptions(ctx)
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_rotation_old_key_still_decrypts_and_rows_move_to_the_new_one(url: str) -> None:

@@ -109,7 +109,7 @@ async def test_an_outage_is_three_log_lines_and_loses_no_recorded_result(
                 if pending:
                     await asyncio.wait(pending, timeout=10)
                 scheduler.shutdown(wait=False)
-                await ctx.engine.dispose()
+                await ctx.close()
 
     assert records.actions("database_") == ["database_down", "database_back"]
     back = next(r for r in records.records if getattr(r, "action", "") == "database_back")

@@ -75,7 +75,7 @@ async def test_a_commit_in_this_process_wakes_its_outbox(tmp_path: Path) -> None
                 committed = await _fail(ctx, provider)
                 [received] = await receiver.wait_for(1, within=5)
         finally:
-            await ctx.engine.dispose()
+            await ctx.close()
     assert received.at - committed < 1.0
 
 
@@ -99,7 +99,7 @@ async def test_a_commit_on_one_replica_wakes_the_others_outbox() -> None:
                     await receiver.wait_for(seen + 2, within=5)
         finally:
             for ctx in (recorder, sender):
-                await ctx.engine.dispose()
+                await ctx.close()
     assert max(latencies) < 1.0, latencies
     assert sender.metrics.outbox_listening._value.get() == 0  # it let go at the stop
 

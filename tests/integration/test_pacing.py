@@ -61,7 +61,7 @@ async def test_three_replicas_send_one_message_a_second_to_one_slack_url() -> No
             stopping.set()
             await asyncio.gather(*loops, return_exceptions=True)
             for ctx in replicas:
-                await ctx.engine.dispose()
+                await ctx.close()
     arrivals = sorted(r.at for r in receiver.received)
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) >= pace - JITTER, gaps

@@ -54,7 +54,7 @@ async def test_two_replicas_racing_for_every_slot_run_each_once() -> None:
                 runs = (await session.exec(sa.select(RunRow))).scalars().all()
         finally:
             for ctx in replicas:
-                await ctx.engine.dispose()
+                await ctx.close()
     assert Counter(c.provider for c in claims) == {name: SLOTS for name in PROVIDERS}
     run_slots = Counter((r.provider, r.slot) for r in runs)
     assert run_slots == Counter((c.provider, c.slot) for c in claims)  # once each
@@ -87,7 +87,7 @@ async def test_the_slot_clock_fires_each_provider_on_its_slot_boundaries() -> No
             if pending:
                 await asyncio.wait(pending, timeout=10)
             for ctx in replicas:
-                await ctx.engine.dispose()
+                await ctx.close()
     assert all(clock.done() and clock.exception() is None for clock in clocks)
     assert max(Counter((r.provider, r.slot) for r in runs).values()) == 1
     for run in runs:
@@ -122,5 +122,5 @@ async def test_two_workers_never_send_the_same_attempt() -> None:
         finally:
             for worker in workers:
                 await worker.client.aclose()
-            await a.engine.dispose()
-            await b.engine.dispose()
+            await a.close()
+            await b.close()

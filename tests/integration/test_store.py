@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from monitor import store
 from monitor.config import Config
@@ -23,6 +24,7 @@ from monitor.store.db import (
     sessions,
 )
 from monitor.store.tables import DeliveryRow, SubscriptionRow
+from monitor.store.writer import within
 from tests.integration.test_crypto import at_revision
 from tests.unit.test_detect import run as run_result
 
@@ -96,8 +98,7 @@ async def test_events_and_outbox_rows_are_written_together(url: str) -> None:
                         provider="p"),
                   Event(id=new_id(), type=EventType.DELIVERY_FAILED, timestamp=NOW,
                         provider="p")]
-        async with ctx.sessions() as session, session.begin():
-            queued = await store.events.add_events(session, events, NOW)
+        queued = await ctx.writer.run(lambda s: store.events.add_events(s, events, NOW))
         assert queued == 3  # all: 2 events, probe-only: 1, other-provider: 0
         async with ctx.sessions() as session:
             subs = {s.id: s.name for s in (await session.exec(sa.select(SubscriptionRow)))
@@ -108,7 +109,7 @@ async def test_events_and_outbox_rows_are_written_together(url: str) -> None:
                        (await session.exec(sa.select(SubscriptionRow.secrets))).scalars()
                        for s in s)
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_failed_transaction_leaves_no_event_and_no_outbox_row(url: str) -> None:
@@ -121,26 +122,30 @@ async def test_failed_transaction_leaves_no_event_and_no_outbox_row(url: str) ->
                       provider="p")
         with pytest.raises(RuntimeError):
             async with ctx.sessions() as session, session.begin():
-                await store.events.add_events(session, [event], NOW)
+                await within(session, lambda s: store.events.add_events(s, [event], NOW))
                 raise RuntimeError("crash between event and commit")
         async with ctx.sessions() as session:
             assert await store.events.list_events(session) == []
             assert await store.outbox.outbox_depth(session) == 0
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_slot_claimed_once(url: str) -> None:
     ctx = _ctx(url)
     try:
         await migrate(ctx.engine)
-        async with ctx.sessions() as a, ctx.sessions() as b:
-            lease = timedelta(seconds=40)
-            assert await store.runs.claim_slot(a, "p", 42, "replica-a", NOW, lease)
-            assert not await store.runs.claim_slot(b, "p", 42, "replica-b", NOW, lease)
-            assert await store.runs.claim_slot(b, "p", 43, "replica-b", NOW, lease)
+        lease = timedelta(seconds=40)
+
+        async def claim(slot: int, replica: str) -> bool:
+            return await ctx.writer.run(lambda s: store.runs.claim_slot(s, "p", slot, replica,
+                                                                        NOW, lease))
+
+        assert await claim(42, "replica-a")
+        assert not await claim(42, "replica-b")
+        assert await claim(43, "replica-b")
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_config_subscription_secret_is_kept_across_restarts(url: str) -> None:
@@ -155,7 +160,7 @@ async def test_config_subscription_secret_is_kept_across_restarts(url: str) -> N
                 row = (await session.exec(sa.select(SubscriptionRow))).scalars().one()
                 secrets_seen.append(row.secrets)
         finally:
-            await ctx.engine.dispose()
+            await ctx.close()
     assert secrets_seen[0] == secrets_seen[1]
 
 
@@ -167,16 +172,14 @@ async def test_prune_deletes_old_runs_only(url: str) -> None:
         await migrate(ctx.engine)
         old = run().model_copy(update={"run_id": "old", "started_at": NOW - timedelta(days=40)})
         new = run().model_copy(update={"run_id": "new", "started_at": NOW})
-        async with ctx.sessions() as session, session.begin():
-            store.runs.add_run(session, old)
-            store.runs.add_run(session, new)
+        await ctx.writer.run(lambda s: (store.runs.add_run(s, old), store.runs.add_run(s, new)))
         async with ctx.sessions() as session:
             counts = await store.retention.prune(session, NOW - timedelta(days=30))
         assert counts["runs"] == 1
         async with ctx.sessions() as session:
             assert [r.id for r in await store.runs.recent_runs(session, "p")] == ["new"]
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 
@@ -187,19 +190,17 @@ async def test_first_runs_of_a_provider_do_not_collide(url: str) -> None:
     try:
         await migrate(ctx.engine)
 
-        async def first_run(failures: int) -> None:
-            async with ctx.sessions() as session, session.begin():
-                state = await store.runs.load_state(session, "p", NOW)
-                await store.runs.save_state(session, "p", state.model_copy(update={
-                    "consecutive_failures": state.consecutive_failures + failures}), NOW)
+        def first_run(session: Session) -> None:
+            state = store.runs.load_state(session, "p", NOW)
+            store.runs.save_state(session, "p", state.model_copy(update={
+                "consecutive_failures": state.consecutive_failures + 1}), NOW)
 
-        await asyncio.gather(first_run(1), first_run(1))
-        async with ctx.sessions() as session, session.begin():
-            state = await store.runs.load_state(session, "p", NOW)
+        await asyncio.gather(ctx.writer.run(first_run), ctx.writer.run(first_run))
+        state = await ctx.writer.run(lambda s: store.runs.load_state(s, "p", NOW))
         assert state.consecutive_failures == 2 and state.health is Health.UNKNOWN
         assert isinstance(state, ProviderState)
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 def test_replica_names_fit_the_claim_columns(monkeypatch: pytest.MonkeyPatch) -> None:

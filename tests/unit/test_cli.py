@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.sandbox import Sandbox
+from monitor.store.writer import within
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "monitor.yaml"
 EXAMPLE_ENV = {"SENDGRID_API_KEY": "x", "SEED_PASSWORD": "x", "PD_ROUTING_KEY": "x",
@@ -214,16 +215,16 @@ async def test_events_and_status_read_the_database(tmp_path: Path) -> None:
     try:
         await migrate(engine)
         async with sessions(engine)() as session, session.begin():
-            await store.events.add_events(session, [
+            await within(session, lambda s: store.events.add_events(s, [
                 Event(id="e1", type=EventType.PROBE_CODE_CHANGED, timestamp=now, provider="p",
                       data={"step": "rcpt", "recipient": "seed@x.test",
                             "previous": {"code": 250, "enhanced_code": "2.1.5"},
                             "current": {"code": 451, "enhanced_code": "4.3.0"}}),
                 Event(id="e2", type=EventType.DELIVERY_FAILED, timestamp=now, provider="p",
                       data={"mailbox": "seed", "message": "junk \x1b[2J", "class": "delivery"}),
-            ], now)
-            await store.runs.save_state(session, "p", ProviderState(health=Health.DOWN,
-                                                                 consecutive_failures=2), now)
+            ], now))
+            await within(session, lambda s: store.runs.save_state(s, "p", ProviderState(
+                health=Health.DOWN, consecutive_failures=2), now))
     finally:
         await engine.dispose()
     env = {"MONITOR_DATABASE_URL": url}

@@ -71,16 +71,15 @@ async def replicas(database: str) -> AsyncIterator[tuple[AppContext, AppContext]
         await migrate(a.engine)
         yield a, b
     finally:
-        await a.engine.dispose()
-        await b.engine.dispose()
+        await a.close()
+        await b.close()
 
 
 async def add_pending(ctx: AppContext, token: str, accepted_at: datetime | None = None) -> None:
     accepted_at = accepted_at or datetime.now(UTC)
-    async with ctx.sessions() as session, session.begin():
-        store.tokens.add_pending(session, token=token, run_id=f"run-{token}", provider="esp",
-                                 mailbox="hook", accepted_at=accepted_at,
-                                 deadline=accepted_at + timedelta(seconds=60))
+    await ctx.writer.run(lambda s: store.tokens.add_pending(
+        s, token=token, run_id=f"run-{token}", provider="esp", mailbox="hook",
+        accepted_at=accepted_at, deadline=accepted_at + timedelta(seconds=60)))
 
 
 async def stored_tokens(ctx: AppContext) -> list[str | None]:
@@ -250,7 +249,7 @@ async def test_a_post_while_the_database_is_away_is_503_and_counted(tmp_path: Pa
                              lifespan="off") as url:
             response = await post(url, probe_message("dm-away"))
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "30"
     assert response.json()["error"]["code"] == "unavailable"

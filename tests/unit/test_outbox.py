@@ -65,8 +65,8 @@ async def setup(ctx: AppContext, n: int = 1) -> list[Event]:
                     provider="relay", run_id="run1",
                     data={"step": "rcpt", "code": 550, "enhanced_code": "5.1.1",
                           "message": "no such user", "class": "permanent"}) for _ in range(n)]
-    async with ctx.sessions() as session, session.begin():
-        await store.events.add_events(session, events, ctx.clock())
+    now = ctx.clock()
+    await ctx.writer.run(lambda s: store.events.add_events(s, events, now))
     return events
 
 
@@ -115,7 +115,7 @@ async def test_500_twice_then_200_delivers_on_third_attempt_same_id(
         assert [a.status for a in await attempts(ctx)] == [500, 500, 200]
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> None:
@@ -134,7 +134,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> No
         assert (await delivery(ctx)).status == "delivered"
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_hanging_receiver_times_out_and_is_retried(tmp_path: Path,
@@ -156,7 +156,7 @@ async def test_hanging_receiver_times_out_and_is_retried(tmp_path: Path,
         assert (await delivery(ctx)).status == "delivered"
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_410_disables_the_subscription(tmp_path: Path, receiver: Receiver) -> None:
@@ -177,14 +177,13 @@ async def test_410_disables_the_subscription(tmp_path: Path, receiver: Receiver)
         assert await outbox.deliver_due() == 0
         assert len(receiver.received) == sent
         # New events for a disabled subscription are not queued at all.
-        async with ctx.sessions() as session, session.begin():
-            queued = await store.events.add_events(session, [Event(
-                id=new_id(), type=EventType.PROBE_FAILED, timestamp=clock.now,
-                provider="relay")], clock.now)
+        new = [Event(id=new_id(), type=EventType.PROBE_FAILED, timestamp=clock.now,
+                     provider="relay")]
+        queued = await ctx.writer.run(lambda s: store.events.add_events(s, new, clock.now))
         assert queued == 0
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_dead_letter_after_the_schedule_then_replay(tmp_path: Path,
@@ -211,7 +210,7 @@ async def test_dead_letter_after_the_schedule_then_replay(tmp_path: Path,
         verify(receiver.received[-1])
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_a_replayed_dead_letter_gets_the_whole_schedule_again(
@@ -243,7 +242,7 @@ async def test_a_replayed_dead_letter_gets_the_whole_schedule_again(
         assert len(await attempts(ctx)) == 2 * policy.max_attempts  # history kept
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_rotation_signs_with_old_and_new_secret(tmp_path: Path,
@@ -265,7 +264,7 @@ async def test_rotation_signs_with_old_and_new_secret(tmp_path: Path,
         Webhook(new_secret).verify(received.body, received.headers)  # … and so does the new
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_failure_and_recovery_reach_every_channel(
@@ -301,8 +300,8 @@ async def test_failure_and_recovery_reach_every_channel(
                                              "enhanced_code": "5.1.1", "class": "permanent",
                                              "message": "no such user"}
                           if kind is EventType.PROBE_FAILED else {})
-            async with ctx.sessions() as session, session.begin():
-                assert await store.events.add_events(session, [event], clock.now) == 5
+            assert await ctx.writer.run(
+                lambda s, new=[event]: store.events.add_events(s, new, clock.now)) == 5
             while await outbox.deliver_due():
                 pass
         by_path: dict[str, list[Any]] = {}
@@ -331,7 +330,7 @@ async def test_failure_and_recovery_reach_every_channel(
         assert {s.kind for s in config.subscriptions} == set(KINDS)  # a new kind joins here
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_disabled_subscription_queue_waits_and_resumes(tmp_path: Path,
@@ -352,7 +351,7 @@ async def test_disabled_subscription_queue_waits_and_resumes(tmp_path: Path,
         assert (await delivery(ctx)).status == "delivered"
     finally:
         await outbox.client.aclose()
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
@@ -361,24 +360,22 @@ async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
     ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
     try:
         await setup(ctx)
-        async with ctx.sessions() as session:
-            [claimed] = await store.outbox.claim_due(session, clock.now, "worker-a",
-                                                lease=timedelta(seconds=1))
+        first = clock.now
+        [claimed] = await ctx.writer.run(lambda s: store.outbox.claim_due(
+            s, first, "worker-a", lease=timedelta(seconds=1)))
         clock.now += timedelta(seconds=2)  # worker-a stalls past its lease
-        async with ctx.sessions() as session:
-            [again] = await store.outbox.claim_due(session, clock.now, "worker-b",
-                                              lease=timedelta(seconds=60))
+        [again] = await ctx.writer.run(lambda s: store.outbox.claim_due(
+            s, clock.now, "worker-b", lease=timedelta(seconds=60)))
         assert again.delivery.id == claimed.delivery.id
         late = DeliveryAttemptRow(delivery_id=claimed.delivery.id, attempt=1, at=clock.now,
                                   status=200, latency_ms=1.0, outcome="delivered")
-        async with ctx.sessions() as session:
-            assert not await store.outbox.finish_attempt(
-                session, claimed.delivery.id, late, status="delivered", next_attempt_at=None,
-                error=None, worker="worker-a")
+        assert not await ctx.writer.run(lambda s: store.outbox.finish_attempt(
+            s, claimed.delivery.id, late, status="delivered", next_attempt_at=None,
+            error=None, worker="worker-a"))
         assert (await delivery(ctx)).status == "pending"
         assert await attempts(ctx) == []
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 def _real_clock_ctx(url: str, receiver_url: str) -> AppContext:
@@ -408,8 +405,8 @@ async def test_a_slow_send_keeps_its_claim_past_the_lease(tmp_path: Path,
     finally:
         for worker in (first, second):
             await worker.client.aclose()
-        await a.engine.dispose()
-        await b.engine.dispose()
+        await a.close()
+        await b.close()
 
 
 async def test_a_dead_workers_delivery_is_sent_again_within_its_lease(
@@ -434,5 +431,5 @@ async def test_a_dead_workers_delivery_is_sent_again_within_its_lease(
     finally:
         for worker in (first, second):
             await worker.client.aclose()
-        await a.engine.dispose()
-        await b.engine.dispose()
+        await a.close()
+        await b.close()

@@ -151,7 +151,7 @@ async def test_without_the_database_nothing_is_sent_and_it_is_sent_later(
             assert (await delivery(ctx)).status == "delivered"
         finally:
             await outbox.client.aclose()
-            await ctx.engine.dispose()
+            await ctx.close()
 
 
 async def test_a_turn_later_than_the_lease_gives_the_delivery_back(tmp_path: Path) -> None:
@@ -181,4 +181,4 @@ async def test_a_turn_later_than_the_lease_gives_the_delivery_back(tmp_path: Pat
             assert [a.attempt for a in attempts] == [1]  # the give-back counted no attempt
         finally:
             await outbox.client.aclose()
-            await ctx.engine.dispose()
+            await ctx.close()

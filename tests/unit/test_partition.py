@@ -80,4 +80,4 @@ async def test_each_slot_is_claimed_by_its_owner_alone_and_a_dead_ones_share_mov
             assert {c.claimed_by for c in later} <= {ctx.replica for ctx in survivors}
         finally:
             for ctx in replicas:
-                await ctx.engine.dispose()
+                await ctx.close()

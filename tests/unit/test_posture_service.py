@@ -79,7 +79,7 @@ async def test_a_change_reaches_the_subscriber_once(tmp_path: Path, dns: DnsServ
             assert [e.type for e in await run_posture(ctx, DOMAIN)] == [
                 EventType.DOMAIN_DELISTED]
         finally:
-            await ctx.engine.dispose()
+            await ctx.close()
 
 
 async def test_a_domain_runs_on_the_replica_it_falls_to(tmp_path: Path, dns: DnsServer) -> None:
@@ -99,8 +99,8 @@ async def test_a_domain_runs_on_the_replica_it_falls_to(tmp_path: Path, dns: Dns
             row = await store.posture.load(session, DOMAIN)
         assert row is not None and row.version == 1
     finally:
-        await a.engine.dispose()
-        await b.engine.dispose()
+        await a.close()
+        await b.close()
 
 
 async def test_two_writers_of_one_change_raise_it_once(tmp_path: Path, dns: DnsServer) -> None:
@@ -121,7 +121,7 @@ async def test_two_writers_of_one_change_raise_it_once(tmp_path: Path, dns: DnsS
             deliveries = (await session.exec(sa.select(DeliveryRow))).scalars().all()
         assert deliveries == []
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 def test_the_scheduler_has_a_posture_job_per_domain(tmp_path: Path) -> None:

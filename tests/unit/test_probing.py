@@ -34,7 +34,7 @@ async def test_a_probe_that_cannot_start_is_recorded_and_raises_probe_failed(
         assert [e.type for e in events] == ["probe.failed"]
         assert events[0].data["class"] == "protocol"
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
 
 async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Path) -> None:
@@ -58,9 +58,9 @@ async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Pa
         try:
             await migrate(dead.engine)
             slot = slot_for(provider, now)
-            async with dead.sessions() as session:  # claims, then dies before probing
-                assert await store.runs.claim_slot(session, "p", slot, dead.replica, now,
-                                                slot_lease(provider))
+            lease = slot_lease(provider)
+            assert await dead.writer.run(  # claims, then dies before probing
+                lambda s: store.runs.claim_slot(s, "p", slot, dead.replica, now, lease))
             assert await take_over_slots(alive) == 0  # within the lease: presumed alive
             now += slot_lease(provider) + timedelta(seconds=1)
             assert slot_for(provider, now) == slot  # still within the slot's interval
@@ -81,14 +81,13 @@ async def test_a_slot_whose_claimant_died_is_run_by_another_replica(tmp_path: Pa
             now = start + provider.interval
             current = slot_for(provider, now)
             assert current == slot + 1
-            async with dead.sessions() as session:
-                assert await store.runs.claim_slot(session, "p", current, dead.replica, now,
-                                                slot_lease(provider))
+            assert await dead.writer.run(
+                lambda s: store.runs.claim_slot(s, "p", current, dead.replica, now, lease))
             now += provider.interval  # the lease and the slot are both over
             assert await take_over_slots(alive) == 0
         finally:
-            await dead.engine.dispose()
-            await alive.engine.dispose()
+            await dead.close()
+            await alive.close()
 
 
 async def test_a_result_held_through_an_outage_does_not_undo_a_newer_run(
@@ -111,11 +110,11 @@ async def test_a_result_held_through_an_outage_does_not_undo_a_newer_run(
         assert [e.type for e in await record(b, provider, newer)][-1] == "probe.recovered"
         # A's result from during the outage arrives last: history, not the state.
         assert await record(a, provider, held) == []
+        state = await a.writer.run(lambda s: store.runs.load_state(s, "p", a.clock()))
         async with a.sessions() as session:
-            state = await store.runs.load_state(session, "p", a.clock())
             runs = (await session.exec(sa.select(RunRow))).scalars().all()
         assert state.health.value == "up" and state.last_run_id == "0003-b"
         assert {r.id for r in runs} == {"0001-a", "0002-a", "0003-b"}
     finally:
-        await a.engine.dispose()
-        await b.engine.dispose()
+        await a.close()
+        await b.close()

@@ -88,7 +88,7 @@ async def test_a_database_error_before_storing_loses_no_arrival(tmp_path: Path,
             failed = await store.events.list_events(session, types=["delivery.failed"])
         assert stored is not None and stored.arrived and failed == []
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
         await sandbox.stop()
 
 
@@ -140,5 +140,5 @@ async def test_arrival_is_recorded_and_a_missing_message_fails_delivery(tmp_path
         assert [e.data["mailbox"] for e in events] == ["seed"]
         assert events[0].data["class"] == "delivery"
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
         await sandbox.stop()

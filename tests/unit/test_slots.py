@@ -128,7 +128,7 @@ async def test_the_clock_runs_only_this_replicas_share(tmp_path: Path) -> None:
             if ctx.inflight:
                 await asyncio.wait(list(ctx.inflight), timeout=10)
             recorded = await runs()
-            await ctx.engine.dispose()
+            await ctx.close()
     assert {r.provider for r in recorded} == mine
     assert max(Counter((r.provider, r.slot) for r in recorded).values()) == 1
     lateness = ctx.metrics.scheduler_lateness.collect()[0].samples

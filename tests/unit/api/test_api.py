@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session
 from standardwebhooks import Webhook
 
 from monitor import store
@@ -79,10 +80,12 @@ async def test_unknown_provider_404(live: Live) -> None:
 
 
 async def test_results_pagination(live: Live) -> None:
-    async with live.ctx.sessions() as session, session.begin():
+    def add(session: Session) -> None:
         for i in range(5):
             store.runs.add_run(session, run().model_copy(update={
                 "run_id": f"{i:025d}", "provider": "sandbox"}))
+
+    await live.ctx.writer.run(add)
     page1 = (await live.read.get("/v1/providers/sandbox/results?limit=2")).json()
     assert [r["run_id"] for r in page1["items"]] == [f"{4:025d}", f"{3:025d}"]
     page2 = (await live.read.get(
@@ -99,12 +102,11 @@ async def test_results_pagination(live: Live) -> None:
 
 async def test_events_filters_and_pages(live: Live) -> None:
     base = datetime(2026, 11, 1, tzinfo=UTC)
-    async with live.ctx.sessions() as session, session.begin():
-        await store.events.add_events(session, [
-            Event(id=f"{i:025d}", type=kind, timestamp=base + timedelta(hours=i), provider=p)
-            for i, (kind, p) in enumerate([
-                (EventType.PROBE_FAILED, "a"), (EventType.PROBE_RECOVERED, "a"),
-                (EventType.PROBE_FAILED, "b"), (EventType.DELIVERY_FAILED, "a")])], base)
+    events = [Event(id=f"{i:025d}", type=kind, timestamp=base + timedelta(hours=i), provider=p)
+              for i, (kind, p) in enumerate([
+                  (EventType.PROBE_FAILED, "a"), (EventType.PROBE_RECOVERED, "a"),
+                  (EventType.PROBE_FAILED, "b"), (EventType.DELIVERY_FAILED, "a")])]
+    await live.ctx.writer.run(lambda s: store.events.add_events(s, events, base))
     got = (await live.read.get("/v1/events?provider=a&type=probe.failed&type=delivery.failed"
                                )).json()["items"]
     assert [(e["type"], e["provider"]) for e in got] == [("delivery.failed", "a"),

@@ -61,7 +61,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
                                  headers={"Authorization": f"Bearer {READ}"}) as client:
         yield client
-    await ctx.engine.dispose()
+    await ctx.close()
 
 
 async def test_pages_list_every_provider_once_by_name_in_under_a_kilobyte_each(

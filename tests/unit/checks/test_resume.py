@@ -88,5 +88,5 @@ async def test_a_check_whose_replica_died_is_finished_elsewhere_without_resendin
     finally:
         for task in list(dying.inflight) + list(taker.inflight):
             task.cancel()
-        await dying.engine.dispose()
-        await taker.engine.dispose()
+        await dying.close()
+        await taker.close()

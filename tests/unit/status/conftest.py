@@ -41,7 +41,7 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> str:
             await sync_config_subscriptions(ctx)
             await seed_history(ctx)
         finally:
-            await ctx.engine.dispose()
+            await ctx.close()
 
     with pytest.MonkeyPatch.context() as env:  # the autouse key fixture is per test
         env.setenv("MONITOR_SECRET_KEY", TEST_SECRET_KEY)
@@ -72,6 +72,6 @@ def site(seeded_db: str, tmp_path: Path) -> Site:
                                          base_url="http://status.test") as client:
                 yield client
         finally:
-            await ctx.engine.dispose()
+            await ctx.close()
 
     return open_site

@@ -113,10 +113,9 @@ async def record_probe(ctx: AppContext, result: ProbeResult) -> None:
 
 async def record_arrival(ctx: AppContext, result: ReceiveResult) -> None:
     """As the receive job does: the send left a pending token, the result settles it."""
-    async with ctx.sessions() as session, session.begin():
-        store.tokens.add_pending(session, token=result.token, run_id=result.run_id,
-                                 provider=result.provider, mailbox=result.mailbox,
-                                 accepted_at=result.accepted_at, deadline=result.deadline)
+    await ctx.writer.run(lambda s: store.tokens.add_pending(
+        s, token=result.token, run_id=result.run_id, provider=result.provider,
+        mailbox=result.mailbox, accepted_at=result.accepted_at, deadline=result.deadline))
     previous = ctx.clock
     ctx.clock = lambda: result.checked_at
     try:

@@ -148,7 +148,7 @@ async def test_the_pages_in_headless_chromium(browser: Any, seeded_db: str,
             front = await asyncio.to_thread(_front_page, browser, base)
             provider = await asyncio.to_thread(_provider_page, browser, base)
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
     assert front["errors"] == [] and provider["errors"] == []
     assert front["alert"] is False  # the <script> in the banner and reply stayed text
     assert front["broken_label"] == "down"
@@ -184,7 +184,7 @@ async def test_signing_in_with_a_read_token_in_the_browser(browser: Any, seeded_
         async with serve_app(app) as base:
             asked, landed, errors = await asyncio.to_thread(_sign_in, browser, base)
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
     assert asked == "Sign in"
     assert landed == "good up"  # back on the page it asked for, with the cookie
     # The 401 of the first load is the only console line chromium writes.

@@ -69,7 +69,7 @@ async def test_probe_gauges_round_trip_and_outbox(seeded_db: str, tmp_path: Path
         await refresh_gauges(ctx)
         families = await scrape(ctx, tmp_path)
     finally:
-        await ctx.engine.dispose()
+        await ctx.close()
 
     success = families["monitor_probe_success"]
     assert value(success, "monitor_probe_success", provider="good") == 1
@@ -126,7 +126,7 @@ async def test_scheduler_lateness_is_the_fire_time_minus_the_slot_boundary(
             assert await run_slot(ctx, provider) is not None
             families = await scrape(ctx, tmp_path)
         finally:
-            await ctx.engine.dispose()
+            await ctx.close()
     samples = families["monitor_scheduler_lateness_seconds"]
     assert value(samples, "monitor_scheduler_lateness_seconds_count") == 1
     assert abs(value(samples, "monitor_scheduler_lateness_seconds_sum") - 0.25) < 1e-6

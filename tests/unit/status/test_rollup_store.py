@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from monitor import store
 from monitor.receive.result import Placement, ReceiveStatus
@@ -36,7 +37,7 @@ async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
         try:
             yield context
         finally:
-            await context.engine.dispose()
+            await context.close()
 
 
 async def test_runs_and_arrivals_land_in_their_hour(ctx: AppContext) -> None:
@@ -64,7 +65,7 @@ async def test_runs_and_arrivals_land_in_their_hour(ctx: AppContext) -> None:
 
 async def test_a_failed_recording_leaves_no_rollup(ctx: AppContext,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    async def crash(*args: object, **kwargs: object) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("crash after the rollup, before the commit")
 
     monkeypatch.setattr(store.events, "add_events", crash)
@@ -78,13 +79,14 @@ async def test_a_failed_recording_leaves_no_rollup(ctx: AppContext,
 async def test_uptime_per_window_is_summed_by_the_database(ctx: AppContext) -> None:
     # a: up for the last day, down the six days before; three hours of gap inside.
     # (Rows written directly, in one transaction: the recording path is tested above.)
-    async with ctx.sessions() as session, session.begin():
+    def write(session: Session) -> None:
         for h in range(24 * 7):
             if 5 <= h < 8:
                 continue  # the service was down: no run, unknown
-            await store.rollups.add_run(session, probe("a", NOW - timedelta(hours=h),
-                                                       ok=h < 24))
-        await store.rollups.add_run(session, probe("b", NOW - timedelta(days=40)))
+            store.rollups.add_run(session, probe("a", NOW - timedelta(hours=h), ok=h < 24))
+        store.rollups.add_run(session, probe("b", NOW - timedelta(days=40)))
+
+    await ctx.writer.run(write)
     async with ctx.sessions() as session:
         up = await store.rollups.uptimes(session, WINDOWS, NOW)
         only_b = await store.rollups.uptimes(session, WINDOWS, NOW, provider="b")
@@ -115,8 +117,7 @@ async def test_retention_keeps_rollups_400_days_and_runs_their_own(ctx: AppConte
 
 async def test_concurrent_writers_of_one_hour_lose_no_run(ctx: AppContext) -> None:
     async def one(ms: float) -> None:
-        async with ctx.sessions() as session, session.begin():
-            await store.rollups.add_run(session, probe("a", NOW, duration_ms=ms))
+        await ctx.writer.run(lambda s: store.rollups.add_run(s, probe("a", NOW, duration_ms=ms)))
 
     await asyncio.gather(*(one(100 + i) for i in range(8)))
     async with ctx.sessions() as session:
@@ -137,8 +138,7 @@ async def test_the_front_pages_cache_adds_the_current_hour_to_closed_ones(
         return u.runs, u.ok, u.observed_hours
 
     async def run(at: datetime, ok: bool = True) -> None:
-        async with ctx.sessions() as session, session.begin():
-            await store.rollups.add_run(session, probe("a", at, ok=ok))
+        await ctx.writer.run(lambda s: store.rollups.add_run(s, probe("a", at, ok=ok)))
 
     await run(hour - timedelta(hours=2))
     await run(hour)
