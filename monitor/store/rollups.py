@@ -36,15 +36,13 @@ def counts_of(row: HourlyRollupRow) -> HourCounts:
 _TABLE: sa.Table = HourlyRollupRow.__table__  # type: ignore[attr-defined]
 _COUNTS = ("runs", "ok", "failed", "failures", "probe_ms", "receive_ms", "delivery")
 # Built once, parameters at execution (a statement reused keeps its compiled form; see
-# store.runs). On PostgreSQL the row is locked FOR UPDATE and inserted by the hour's
-# first run only; SQLite has no row locks, so the insert comes first, for the database
-# write lock it takes.
+# store.runs). The row is read first (FOR UPDATE on PostgreSQL), then updated, or
+# inserted by the hour's first run; on SQLite the caller's first statement (the slot's
+# finish, the state row, the pending token) already holds the database's write lock.
 _THIS_HOUR = (_TABLE.c.provider == sa.bindparam("key_provider")) & (
     _TABLE.c.hour == sa.bindparam("key_hour"))
-_READ = sa.select(*(_TABLE.c[name] for name in _COUNTS)).where(_THIS_HOUR)
-_READ_LOCKED = _READ.with_for_update()
-_EMPTY = {"runs": 0, "ok": 0, "failed": 0, "failures": {}, "probe_ms": {}, "receive_ms": {},
-          "delivery": {}}
+_READ = {"sqlite": sa.select(*(_TABLE.c[name] for name in _COUNTS)).where(_THIS_HOUR)}
+_READ["postgresql"] = _READ["sqlite"].with_for_update()
 _NEW = {"sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing(),
         "postgresql": pg_insert(_TABLE).on_conflict_do_nothing()}
 _WRITE = _TABLE.update().where(_THIS_HOUR)
@@ -52,23 +50,29 @@ _WRITE = _TABLE.update().where(_THIS_HOUR)
 
 def _update(session: Session, provider: str, when: datetime,
             change: Callable[[HourCounts], HourCounts]) -> None:
-    key = {"key_provider": provider, "key_hour": rollup.hour_of(when)}
-    postgres = is_postgres(session)
+    hour = rollup.hour_of(when)
+    key = {"key_provider": provider, "key_hour": hour}
+    dialect = "postgresql" if is_postgres(session) else "sqlite"
     connection = session.connection()
-    read = _READ_LOCKED if postgres else _READ
-    found = connection.execute(read, key).first() if postgres else None
+    found = connection.execute(_READ[dialect], key).first()
     if found is None:
-        connection.execute(_NEW["postgresql" if postgres else "sqlite"],
-                           {"provider": provider, "hour": key["key_hour"], **_EMPTY})
-        found = connection.execute(read, key).one()
+        counts = change(HourCounts())
+        if connection.execute(_NEW[dialect], {"provider": provider, "hour": hour,
+                                              **_values(counts)}).rowcount:
+            return
+        # Another writer inserted the hour meanwhile (PostgreSQL; it is locked now).
+        found = connection.execute(_READ[dialect], key).one()
     runs, ok, failed, failures, probe_ms, receive_ms, delivery = found
     counts = change(HourCounts(runs=runs, ok=ok, failed=failed, failures=dict(failures),
                                probe_ms=dense(probe_ms), receive_ms=dense(receive_ms),
                                delivery=dict(delivery)))
-    connection.execute(_WRITE, {
-        **key, "runs": counts.runs, "ok": counts.ok, "failed": counts.failed,
-        "failures": dict(counts.failures), "delivery": dict(counts.delivery),
-        "probe_ms": sparse(counts.probe_ms), "receive_ms": sparse(counts.receive_ms)})
+    connection.execute(_WRITE, {**key, **_values(counts)})
+
+
+def _values(counts: HourCounts) -> dict[str, object]:
+    return {"runs": counts.runs, "ok": counts.ok, "failed": counts.failed,
+            "failures": dict(counts.failures), "delivery": dict(counts.delivery),
+            "probe_ms": sparse(counts.probe_ms), "receive_ms": sparse(counts.receive_ms)}
 
 
 def add_run(session: Session, result: ProbeResult) -> None:
