@@ -31,7 +31,7 @@ from monitor.events.model import Event, EventType
 from monitor.service.context import AppContext
 from monitor.service.outage import unreachable
 from monitor.store.pacing import claim_turn, defer_delivery
-from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
+from monitor.store.tables import DeliveryRow, SubscriptionRow
 from monitor.webhooks.channels import Destination, render
 from monitor.webhooks.egress import vet_destination
 from monitor.webhooks.errors import EgressRefused
@@ -123,10 +123,9 @@ class Outbox:
 
     async def deliver_due(self) -> int:
         now = self.ctx.clock()
+        # (The queue's depth is a gauge the gauges chore reads for every replica alike.)
         claimed = await self.ctx.writer.run(lambda session: store.outbox.claim_due(
             session, now, self.ctx.replica, lease=self.lease, limit=self.batch))
-        async with self.ctx.sessions() as session:
-            self.ctx.metrics.outbox_depth.set(await store.outbox.outbox_depth(session))
         if not claimed:
             return 0
         in_hand = {c.delivery.id for c in claimed}
@@ -277,7 +276,7 @@ class Outbox:
             status = "disabled"
         else:
             status = "dead"
-        attempt = DeliveryAttemptRow(
+        attempt = store.outbox.Attempt(
             delivery_id=delivery.id, attempt=attempt_no, at=started, status=result.status,
             latency_ms=result.latency_ms, outcome=outcome.kind.value,
             response=result.record[:1024] or None, worker=self.ctx.replica)

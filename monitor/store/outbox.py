@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -79,33 +79,52 @@ def _unclaimed(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(col(DeliveryRow.claimed_until).is_(None), col(DeliveryRow.claimed_until) < now)
 
 
-def finish_attempt(session: Session, delivery_id: str, attempt: DeliveryAttemptRow,
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's record (a `delivery_attempt` row): a plain dataclass, since building
+    an ORM object per delivery cost more than inserting it."""
+
+    delivery_id: str
+    attempt: int
+    at: datetime
+    status: int | None
+    latency_ms: float
+    outcome: str
+    response: str | None
+    worker: str | None
+
+
+def finish_attempt(session: Session, delivery_id: str, attempt: Attempt,
                    *, status: str, next_attempt_at: datetime | None,
                    error: str | None, worker: str) -> bool:
     """Record one attempt and the delivery's new state; release the claim (caller's
     transaction).
 
     False, recording nothing, when this worker no longer holds the claim (its lease
-    ran out and another worker took the delivery over).
+    ran out and another worker took the delivery over). One conditional UPDATE
+    decides it (and locks the row on PostgreSQL), then one INSERT: Core statements
+    built once, since this runs for every delivery.
     """
-    query = select(DeliveryRow).where(DeliveryRow.id == delivery_id)
-    if is_postgres(session):
-        query = query.with_for_update()
-    row = session.exec(query).first()
-    if row is None or row.claimed_by != worker:
-        return False
-    session.add(attempt)
-    row.attempts = attempt.attempt
-    row.status = status
-    row.last_status = attempt.status
-    row.last_error = error
-    row.claimed_until, row.claimed_by = None, None
+    values: dict[str, object] = {
+        "attempts": attempt.attempt, "status": status, "last_status": attempt.status,
+        "last_error": error, "claimed_until": None, "claimed_by": None}
     if next_attempt_at is not None:
-        row.next_attempt_at = next_attempt_at
+        values["next_attempt_at"] = next_attempt_at
     if status == "delivered":
-        row.delivered_at = attempt.at
-    session.add(row)
+        values["delivered_at"] = attempt.at
+    connection = session.connection()
+    if connection.execute(_FINISH, {"key_id": delivery_id, "key_worker": worker,
+                                    **values}).rowcount != 1:
+        return False
+    connection.execute(_ATTEMPTS.insert(), asdict(attempt))
     return True
+
+
+_DELIVERIES: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+_ATTEMPTS: sa.Table = DeliveryAttemptRow.__table__  # type: ignore[attr-defined]
+_FINISH = (_DELIVERIES.update()
+           .where(_DELIVERIES.c.id == sa.bindparam("key_id"))
+           .where(_DELIVERIES.c.claimed_by == sa.bindparam("key_worker")))
 
 
 async def renew_claims(session: AsyncSession, delivery_ids: Sequence[str], worker: str,

@@ -367,8 +367,9 @@ async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
         [again] = await ctx.writer.run(lambda s: store.outbox.claim_due(
             s, clock.now, "worker-b", lease=timedelta(seconds=60)))
         assert again.delivery.id == claimed.delivery.id
-        late = DeliveryAttemptRow(delivery_id=claimed.delivery.id, attempt=1, at=clock.now,
-                                  status=200, latency_ms=1.0, outcome="delivered")
+        late = store.outbox.Attempt(delivery_id=claimed.delivery.id, attempt=1, at=clock.now,
+                                    status=200, latency_ms=1.0, outcome="delivered",
+                                    response=None, worker="worker-a")
         assert not await ctx.writer.run(lambda s: store.outbox.finish_attempt(
             s, claimed.delivery.id, late, status="delivered", next_attempt_at=None,
             error=None, worker="worker-a"))
