@@ -1,0 +1,97 @@
+"""The writer: a write transaction as one function, whole or not at all, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from monitor import store
+from monitor.config import Config
+from monitor.service.context import AppContext
+from monitor.store.db import migrate
+from monitor.store.tables import RunRow
+from tests.databases import postgres_database
+from tests.unit.test_detect import run
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AppContext]:
+    async with contextlib.AsyncExitStack() as stack:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+        if request.param == "postgresql":
+            url = await stack.enter_async_context(postgres_database())
+        context = AppContext.create(Config(), url)
+        await migrate(context.engine)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def run_ids(ctx: AppContext) -> list[str]:
+    async with ctx.sessions() as session:
+        return sorted((await session.exec(sa.select(RunRow.id))).scalars().all())
+
+
+async def test_a_transaction_commits_when_its_function_returns(ctx: AppContext) -> None:
+    threads: list[int] = []
+
+    def write(session: Session) -> str:
+        threads.append(threading.get_ident())
+        store.runs.add_run(session, run().model_copy(update={"run_id": "r1"}))
+        return "written"
+
+    assert await ctx.writer.run(write) == "written"
+    assert await run_ids(ctx) == ["r1"]  # visible to the service's other sessions
+    # SQLite: in the writer's own thread (one hop); PostgreSQL: on the event loop's.
+    on_loop = threads == [threading.get_ident()]
+    assert on_loop is (ctx.engine.dialect.name == "postgresql")
+
+
+async def test_a_function_that_raises_leaves_nothing(ctx: AppContext) -> None:
+    def write(session: Session) -> None:
+        store.runs.add_run(session, run().model_copy(update={"run_id": "r1"}))
+        raise RuntimeError("after the first statement")
+
+    with pytest.raises(RuntimeError, match="after the first statement"):
+        await ctx.writer.run(write)
+    assert await run_ids(ctx) == []
+
+
+async def test_a_cancelled_caller_does_not_cut_a_transaction_in_half(tmp_path: Path) -> None:
+    ctx = AppContext.create(Config(), f"sqlite+aiosqlite:///{tmp_path / 'db'}")
+    await migrate(ctx.engine)
+    started, release = threading.Event(), threading.Event()
+
+    def write(session: Session) -> None:
+        store.runs.add_run(session, run().model_copy(update={"run_id": "r1"}))
+        started.set()
+        release.wait(10)
+        store.runs.add_run(session, run().model_copy(update={"run_id": "r2"}))
+
+    try:
+        caller = asyncio.create_task(ctx.writer.run(write))
+        assert await asyncio.to_thread(started.wait, 10)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        release.set()
+        await ctx.writer.run(lambda session: None)  # queued behind it: runs once it is done
+        assert await run_ids(ctx) == ["r1", "r2"]
+    finally:
+        release.set()
+        await ctx.close()
+
+
+async def test_a_closed_writer_refuses_work_with_a_clear_error(ctx: AppContext) -> None:
+    await ctx.writer.close()
+    await ctx.writer.close()  # twice: the service's shutdown and a caller's cleanup
+    with pytest.raises(RuntimeError, match="writer is closed"):
+        await ctx.writer.run(lambda session: None)
