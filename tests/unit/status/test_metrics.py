@@ -86,6 +86,10 @@ async def test_probe_gauges_round_trip_and_outbox(seeded_db: str, tmp_path: Path
                  provider="good") == good.tls.certificate.not_after.timestamp()
     assert value(families["monitor_probe_duration_seconds"], "monitor_probe_duration_seconds",
                  provider="good") == 0.12
+    # Step latency: one histogram per step, across providers (three runs reached CONNECT).
+    steps = families["monitor_step_latency_seconds"]
+    assert value(steps, "monitor_step_latency_seconds_count", step="connect") == 3
+    assert value(steps, "monitor_step_latency_seconds_count", step="data") == 1
     trip = families["monitor_receive_round_trip_seconds"]
     assert value(trip, "monitor_receive_round_trip_seconds_count") == 3
     assert value(trip, "monitor_receive_round_trip_seconds_bucket", le="5.0") == 2
@@ -100,11 +104,11 @@ async def test_probe_gauges_round_trip_and_outbox(seeded_db: str, tmp_path: Path
     assert value(outbox, "monitor_outbox_deliveries", state="delivered") == 0
     assert value(families["monitor_webhook_dead_letters"], "monitor_webhook_dead_letters",
                  subscription="ops-hook") == 1
-    # Conventions: bounded labels only; no histogram but the old one is per provider.
+    # Conventions: bounded labels only; no histogram is per provider.
     for name, samples in families.items():
         for sample in samples:
             assert set(sample.labels) <= BOUNDED, (name, sample.labels)
-            if name != "monitor_step_latency_seconds" and sample.name.endswith("_bucket"):
+            if sample.name.endswith("_bucket"):
                 assert "provider" not in sample.labels, name
 
 
