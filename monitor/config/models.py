@@ -350,7 +350,14 @@ class Config(Strict):
     source: Path | None = Field(default=None, exclude=True)
 
     def provider(self, name: str) -> ProviderConfig | None:
-        return next((p for p in self.providers if p.name == name), None)
+        # Looked up several times per recorded run: a scan of 5,000 providers cost more
+        # than the run's SQL (issue 12). The index is keyed on the tuple itself, so a
+        # model_copy(update={"providers": ...}) can't leave a stale one behind.
+        index = self.__dict__.get("_provider_index")
+        if index is None or index[0] is not self.providers:
+            index = (self.providers, {p.name: p for p in self.providers})
+            self.__dict__["_provider_index"] = index
+        return index[1].get(name)
 
     def mailbox(self, name: str) -> MailboxConfig | None:
         return next((m for m in self.mailboxes if m.name == name), None)
