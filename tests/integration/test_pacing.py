@@ -64,7 +64,10 @@ async def test_three_replicas_send_one_message_a_second_to_one_slack_url() -> No
                 await ctx.close()
     arrivals = sorted(r.at for r in receiver.received)
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
-    assert min(gaps) >= pace - JITTER, gaps
+    # Each gap: a lost pace gives gaps of milliseconds. One message arriving late (its
+    # send was slow, on a loaded machine) shortens the gap after it but not the span.
+    assert min(gaps) >= pace / 2, gaps
+    assert arrivals[-1] - arrivals[0] >= (EVENTS - 1) * pace - JITTER, gaps
     ids = Counter(r.headers["webhook-id"] for r in receiver.received)
     assert ids == dict.fromkeys((e.id for e in events), 1)  # every event, once
     assert statuses == ["delivered"] * EVENTS
