@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 
@@ -32,3 +33,14 @@ async def postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def throwaway_database(kind: str, directory: Path) -> AsyncIterator[str]:
+    """The URL of a throwaway database: "sqlite", a file in `directory`; "postgresql",
+    a fresh database (`postgres_database`). For fixtures parametrized on both."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'db'}"
+        return
+    async with postgres_database() as url:
+        yield url

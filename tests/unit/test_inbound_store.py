@@ -36,7 +36,7 @@ from monitor.store.db import migrate
 from monitor.store.inbound import find_messages
 from monitor.store.tables import InboundMessageRow, PendingTokenRow, ReceiveResultRow
 from tests.asgi_server import serve_app
-from tests.databases import postgres_database
+from tests.databases import throwaway_database
 
 SECRET = "inbound-secret-2"
 CONFIG = Config.model_validate({
@@ -57,10 +57,7 @@ def probe_message(token: str, *, body: bytes = b"") -> bytes:
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-        return
-    async with postgres_database() as url:
+    async with throwaway_database(request.param, tmp_path) as url:
         yield url
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,16 +16,13 @@ from monitor.config import Config
 from monitor.service.context import AppContext
 from monitor.store.db import migrate
 from monitor.store.tables import RunRow
-from tests.databases import postgres_database
+from tests.databases import throwaway_database
 from tests.unit.test_detect import run
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AppContext]:
-    async with contextlib.AsyncExitStack() as stack:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
-        if request.param == "postgresql":
-            url = await stack.enter_async_context(postgres_database())
+    async with throwaway_database(request.param, tmp_path) as url:
         context = AppContext.create(Config(), url)
         await migrate(context.engine)
         try:

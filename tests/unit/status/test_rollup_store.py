@@ -4,7 +4,6 @@ receive result, summed by the database per window, kept 400 days."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,16 +20,13 @@ from monitor.status import histogram
 from monitor.status.rollup import WINDOWS, hour_of
 from monitor.store.db import migrate
 from monitor.store.tables import HourlyRollupRow, RunRow
-from tests.databases import postgres_database
+from tests.databases import throwaway_database
 from tests.unit.status.seed import NOW, arrival, config, probe, record_arrival, record_probe
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AppContext]:
-    async with contextlib.AsyncExitStack() as stack:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
-        if request.param == "postgresql":
-            url = await stack.enter_async_context(postgres_database())
+    async with throwaway_database(request.param, tmp_path) as url:
         context = AppContext.create(config("a", "b", retention="30d"), url)
         context.clock = lambda: NOW
         await migrate(context.engine)
