@@ -25,6 +25,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Session
@@ -138,6 +140,18 @@ async def insert_unique(session: AsyncSession, row: object) -> bool:
 def is_postgres(session: AsyncSession | Session) -> bool:
     """Where the SQL differs: SKIP LOCKED, ON CONFLICT upserts."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect(session: AsyncSession | Session) -> str:
+    """"postgresql" or "sqlite": the key of a statement built once per dialect."""
+    return "postgresql" if is_postgres(session) else "sqlite"
+
+
+def insert_ignoring(table: sa.Table) -> dict[str, sa.Insert]:
+    """INSERT … ON CONFLICT DO NOTHING into `table`, built once per dialect (`dialect`);
+    the values come at execution."""
+    return {"sqlite": sqlite_insert(table).on_conflict_do_nothing(),
+            "postgresql": pg_insert(table).on_conflict_do_nothing()}
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

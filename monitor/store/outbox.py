@@ -51,7 +51,6 @@ def claim_due(session: Session, now: datetime, worker: str, *,
             row.claimed_until, row.claimed_by = now + lease, worker
             session.add(row)
             claimed.append(row)
-        session.flush()
     else:
         candidates = {row.id: row for row in session.exec(due).all()}
         if candidates:

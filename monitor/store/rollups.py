@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,7 +21,7 @@ from monitor.receive.result import ReceiveResult
 from monitor.status import rollup
 from monitor.status.histogram import Histogram, dense, sparse
 from monitor.status.rollup import HourCounts, Uptime, Window
-from monitor.store.db import is_postgres
+from monitor.store.db import dialect, insert_ignoring
 from monitor.store.tables import HourlyRollupRow
 
 
@@ -43,8 +41,7 @@ _THIS_HOUR = (_TABLE.c.provider == sa.bindparam("key_provider")) & (
     _TABLE.c.hour == sa.bindparam("key_hour"))
 _READ = {"sqlite": sa.select(*(_TABLE.c[name] for name in _COUNTS)).where(_THIS_HOUR)}
 _READ["postgresql"] = _READ["sqlite"].with_for_update()
-_NEW = {"sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing(),
-        "postgresql": pg_insert(_TABLE).on_conflict_do_nothing()}
+_NEW = insert_ignoring(_TABLE)
 _WRITE = _TABLE.update().where(_THIS_HOUR)
 
 
@@ -52,16 +49,16 @@ def _update(session: Session, provider: str, when: datetime,
             change: Callable[[HourCounts], HourCounts]) -> None:
     hour = rollup.hour_of(when)
     key = {"key_provider": provider, "key_hour": hour}
-    dialect = "postgresql" if is_postgres(session) else "sqlite"
+    kind = dialect(session)
     connection = session.connection()
-    found = connection.execute(_READ[dialect], key).first()
+    found = connection.execute(_READ[kind], key).first()
     if found is None:
         counts = change(HourCounts())
-        if connection.execute(_NEW[dialect], {"provider": provider, "hour": hour,
-                                              **_values(counts)}).rowcount:
+        if connection.execute(_NEW[kind], {"provider": provider, "hour": hour,
+                                           **_values(counts)}).rowcount:
             return
         # Another writer inserted the hour meanwhile (PostgreSQL; it is locked now).
-        found = connection.execute(_READ[dialect], key).one()
+        found = connection.execute(_READ[kind], key).one()
     runs, ok, failed, failures, probe_ms, receive_ms, delivery = found
     counts = change(HourCounts(runs=runs, ok=ok, failed=failed, failures=dict(failures),
                                probe_ms=dense(probe_ms), receive_ms=dense(receive_ms),

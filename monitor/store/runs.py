@@ -11,15 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from monitor.events.state import ProviderState, brief
 from monitor.probe.result import ProbeResult
 from monitor.probe.summary import RunSummary
-from monitor.store.db import is_postgres
+from monitor.store.db import dialect, insert_ignoring
 from monitor.store.tables import (
     ProviderStateRow,
     RunRow,
@@ -35,7 +33,7 @@ def claim_slot(session: Session, provider: str, slot: int, replica: str,
     One INSERT ... ON CONFLICT DO NOTHING, not an ORM add that fails on the key: the
     loser learns it from the row count, with no exception and no rollback to pay for.
     """
-    result = session.connection().execute(_CLAIM[_dialect(session)], {
+    result = session.connection().execute(_CLAIM[dialect(session)], {
         "provider": provider, "slot": slot, "claimed_by": replica, "claimed_at": now,
         "lease_until": now + lease, "done": False})
     return bool(result.rowcount)
@@ -81,11 +79,10 @@ def load_state(session: Session, provider: str, now: datetime) -> ProviderState:
     writers of a provider's first run serialise on it instead of both inserting.
     On SQLite the insert takes the database write lock for the transaction.
     """
-    dialect = _dialect(session)
+    kind = dialect(session)
     connection = session.connection()
-    connection.execute(_STATE_ROW[dialect], {"provider": provider, "state": {},
-                                              "updated_at": now})
-    stored = connection.execute(_STATE_OF[dialect], {"key_provider": provider}).scalar()
+    connection.execute(_STATE_ROW[kind], {"provider": provider, "state": {}, "updated_at": now})
+    stored = connection.execute(_STATE_OF[kind], {"key_provider": provider}).scalar()
     return ProviderState.model_validate(stored) if stored else ProviderState()
 
 
@@ -124,26 +121,20 @@ def add_run(session: Session, result: ProbeResult, slot: int | None = None) -> N
 _CLAIMS: sa.Table = SlotClaimRow.__table__  # type: ignore[attr-defined]
 _STATES: sa.Table = ProviderStateRow.__table__  # type: ignore[attr-defined]
 _RUNS: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
-_CLAIM = {"sqlite": sqlite_insert(_CLAIMS).on_conflict_do_nothing(),
-          "postgresql": pg_insert(_CLAIMS).on_conflict_do_nothing()}
+_CLAIM = insert_ignoring(_CLAIMS)
 _FINISH = (_CLAIMS.update()
            .where(_CLAIMS.c.provider == sa.bindparam("key_provider"))
            .where(_CLAIMS.c.slot == sa.bindparam("key_slot"))
            .where(_CLAIMS.c.claimed_by == sa.bindparam("key_replica"))
            .where(_CLAIMS.c.done.is_(False))  # recorded once, whoever ran it
            .values(done=True))
-_STATE_ROW = {"sqlite": sqlite_insert(_STATES).on_conflict_do_nothing(),
-              "postgresql": pg_insert(_STATES).on_conflict_do_nothing()}
+_STATE_ROW = insert_ignoring(_STATES)
 _THIS_STATE = _STATES.c.provider == sa.bindparam("key_provider")
 # SQLite has no row locks: the insert above took the database's write lock.
 _STATE_OF = {"sqlite": sa.select(_STATES.c.state).where(_THIS_STATE),
              "postgresql": sa.select(_STATES.c.state).where(_THIS_STATE).with_for_update()}
 _SUMMARY_OF = sa.select(_STATES.c.summary).where(_THIS_STATE)
 _SAVE = _STATES.update().where(_THIS_STATE)
-
-
-def _dialect(session: Session) -> str:
-    return "postgresql" if is_postgres(session) else "sqlite"
 
 
 async def recent_runs(session: AsyncSession, provider: str, *, limit: int = 50,
