@@ -1,7 +1,8 @@
 """`python -m bench [--quick] [--markdown]`: start the server process, run every comparison
 (the engine rows, then `peers` and `tls-memory`), print the tables.
 
-Subcommands with their own options: `serve-load`, `api-latency`, `peers`, `tls-memory`.
+Subcommands with their own options: `serve-load`, `api-latency`, `peers`, `tls-memory`,
+`alerts`, `record`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bench import alerts, api_latency, clients, peers, serve_load, tls_memory
+from bench import alerts, api_latency, clients, peers, record, serve_load, tls_memory
 from bench.report import table
 from bench.scenarios import FULL, QUICK, Bench
 from bench.server import ServerProcess
@@ -52,6 +53,8 @@ def main() -> int:
         return tls_memory.main(sys.argv[2:])
     if sys.argv[1:2] == ["api-latency"]:  # its own options: `python -m bench api-latency -h`
         return api_latency.main(sys.argv[2:])
+    if sys.argv[1:2] == ["record"]:  # its own options: `python -m bench record -h`
+        return record.main(sys.argv[2:])
     if sys.argv[1:2] == ["alerts"]:  # its own options: `python -m bench alerts -h`
         return alerts.main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from monitor.config import Config
 from monitor.probe.result import ProbeResult
 from monitor.service.metrics import Metrics
-from monitor.service.outage import DatabaseOutage
+from monitor.service.outage import DatabaseOutage, unreachable
 from monitor.store.crypto import Cipher
 from monitor.store.db import make_engine, sessions
 from monitor.store.writer import Writer
@@ -82,9 +82,10 @@ class AppContext:
 
     @cached_property
     def writer(self) -> Writer:
-        """Whole write transactions of the recording path, one thread hop each on SQLite
-        (made on first use: a context that never records starts no thread)."""
-        return Writer(self.engine, self.sessions)
+        """Whole write transactions of the recording path, committed in groups, one thread
+        hop a group on SQLite (made on first use: a context that never records starts no
+        thread). A lost database fails a whole group at once."""
+        return Writer(self.engine, self.sessions, shared=unreachable)
 
     async def close(self) -> None:
         if "writer" in self.__dict__:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -91,3 +91,61 @@ async def test_a_closed_writer_refuses_work_with_a_clear_error(ctx: AppContext) 
     await ctx.writer.close()  # twice: the service's shutdown and a caller's cleanup
     with pytest.raises(RuntimeError, match="writer is closed"):
         await ctx.writer.run(lambda session: None)
+
+
+def adding(run_id: str, sessions: list[Session] | None = None) -> Callable[[Session], str]:
+    def write(session: Session) -> str:
+        if sessions is not None:
+            sessions.append(session)
+        store.runs.add_run(session, run().model_copy(update={"run_id": run_id}))
+        return run_id
+    return write
+
+
+async def test_works_queued_together_commit_in_one_transaction(ctx: AppContext) -> None:
+    seen: list[Session] = []
+    results = await asyncio.gather(*(ctx.writer.run(adding(f"r{n}", seen)) for n in range(5)))
+    assert results == [f"r{n}" for n in range(5)]  # each caller gets its own result
+    assert ctx.writer.groups == 1
+    assert len({id(session) for session in seen}) == 1  # one session, one transaction
+    assert await run_ids(ctx) == [f"r{n}" for n in range(5)]
+
+
+async def test_a_work_that_raises_fails_alone_and_its_group_commits(ctx: AppContext) -> None:
+    def bad(session: Session) -> None:
+        store.runs.add_run(session, run().model_copy(update={"run_id": "bad"}))
+        raise ValueError("this one only")
+
+    outcomes = await asyncio.gather(ctx.writer.run(adding("r1")), ctx.writer.run(bad),
+                                    ctx.writer.run(adding("r2")), return_exceptions=True)
+    assert outcomes[0] == "r1" and outcomes[2] == "r2"
+    assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "this one only"
+    assert await run_ids(ctx) == ["r1", "r2"]  # nothing of the bad one, all of the others
+
+
+async def test_a_lost_database_fails_the_whole_group_at_once(ctx: AppContext) -> None:
+    calls: list[str] = []
+
+    def failing(name: str) -> Callable[[Session], None]:
+        def write(session: Session) -> None:
+            calls.append(name)
+            store.runs.add_run(session, run().model_copy(update={"run_id": name}))
+            if name == "b":
+                raise sa.exc.OperationalError("SELECT 1", {}, ConnectionError("gone"))
+        return write
+
+    outcomes = await asyncio.gather(*(ctx.writer.run(failing(n)) for n in "abc"),
+                                    return_exceptions=True)
+    assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
+    assert calls == ["a", "b"]  # no second round of each alone against a database away
+    assert await run_ids(ctx) == []
+
+
+async def test_a_caller_cancelled_before_its_group_starts_is_left_out(ctx: AppContext) -> None:
+    caller = asyncio.create_task(ctx.writer.run(adding("cancelled")))
+    await asyncio.sleep(0)  # queued, its group not started (the writer waits its window)
+    caller.cancel()
+    assert await ctx.writer.run(adding("r1")) == "r1"
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await run_ids(ctx) == ["r1"]
