@@ -20,6 +20,7 @@ from monitor.service.slots import run_slots
 from monitor.store.db import migrate
 from monitor.store.tables import DeliveryAttemptRow, RunRow, SlotClaimRow
 from tests.databases import postgres_database
+from tests.metrics import counter_total
 from tests.receivers import Receiver, Reply, running
 from tests.unit.scripted_smtp import ScriptedServer
 from tests.unit.test_outbox import Clock, make_ctx, setup
@@ -44,9 +45,12 @@ async def test_two_replicas_racing_for_every_slot_run_each_once() -> None:
             ctx.clock = lambda: now
         try:
             await migrate(replicas[0].engine)
-            for _ in range(SLOTS):
-                # Both replicas fire every provider's job at the same slot boundary.
-                await asyncio.gather(*(run_slot(ctx, provider) for ctx in replicas
+            for slot in range(SLOTS):
+                # Both replicas fire every provider's job at the same slot boundary, each
+                # replica first in turn: each commits its claims as one group, so the
+                # first to queue tends to win the whole slot.
+                order = replicas if slot % 2 else replicas[::-1]
+                await asyncio.gather(*(run_slot(ctx, provider) for ctx in order
                                        for provider in config.providers))
                 now += timedelta(seconds=1)
             async with replicas[0].sessions() as session:
@@ -58,8 +62,10 @@ async def test_two_replicas_racing_for_every_slot_run_each_once() -> None:
     assert Counter(c.provider for c in claims) == {name: SLOTS for name in PROVIDERS}
     run_slots = Counter((r.provider, r.slot) for r in runs)
     assert run_slots == Counter((c.provider, c.slot) for c in claims)  # once each
-    # Both took part: 60 races, each won by whichever replica claimed first.
+    # Both took part: 60 races, each won by whichever replica claimed first, and lost
+    # by the other.
     assert {c.claimed_by for c in claims} == {ctx.replica for ctx in replicas}
+    assert sum(counter_total(ctx, "claims_lost") for ctx in replicas) == SLOTS * len(PROVIDERS)
 
 
 async def test_the_slot_clock_fires_each_provider_on_its_slot_boundaries() -> None:
