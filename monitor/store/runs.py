@@ -19,6 +19,7 @@ from monitor.probe.result import ProbeResult
 from monitor.probe.summary import RunSummary
 from monitor.store.db import dialect, insert_ignoring
 from monitor.store.tables import (
+    EncodedJSON,
     ProviderStateRow,
     RunRow,
     SlotClaimRow,
@@ -107,12 +108,12 @@ def save_state(session: Session, provider: str, state: ProviderState,
 
 
 def add_run(session: Session, result: ProbeResult, slot: int | None = None) -> None:
-    session.connection().execute(_RUNS.insert(), {
+    session.connection().execute(_ADD_RUN, {
         "slot": slot, "id": result.run_id, "provider": result.provider,
         "started_at": result.started_at, "duration_ms": result.duration_ms, "ok": result.ok,
         "failed_step": result.failed_step.value if result.failed_step else None,
         "failure_class": result.failure_class.value if result.failure_class else None,
-        "result": result.model_dump(mode="json")})
+        "result": result.model_dump_json()})
 
 
 # The recording path's statements, built once: a statement reused keeps its compiled
@@ -122,6 +123,7 @@ _CLAIMS: sa.Table = SlotClaimRow.__table__  # type: ignore[attr-defined]
 _STATES: sa.Table = ProviderStateRow.__table__  # type: ignore[attr-defined]
 _RUNS: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
 _CLAIM = insert_ignoring(_CLAIMS)
+_ADD_RUN = _RUNS.insert().values(result=sa.bindparam("result", type_=EncodedJSON()))
 _FINISH = (_CLAIMS.update()
            .where(_CLAIMS.c.provider == sa.bindparam("key_provider"))
            .where(_CLAIMS.c.slot == sa.bindparam("key_slot"))

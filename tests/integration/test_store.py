@@ -255,3 +255,22 @@ async def test_upgrading_gives_existing_providers_the_summary_of_their_last_run(
         assert row.summary["health"] == "unknown" and row.summary["codes"] == {}
     finally:
         await engine.dispose()
+
+
+async def test_a_run_stored_as_encoded_text_reads_back_as_its_document(url: str) -> None:
+    # add_run binds pydantic's JSON text as it is (EncodedJSON); what comes back must be
+    # the same document sa.JSON would have stored, odd characters included.
+    result = run_result(rcpt=(550, "5.1.1")).model_copy(update={"run_id": "r-encoded"})
+    steps = (*result.steps[:-1], result.steps[-1].model_copy(
+        update={"text": 'no such user "é" \\ <b>\u2028\x00'}))
+    result = result.model_copy(update={"steps": steps})
+    ctx = AppContext.create(Config(), url)
+    try:
+        await migrate(ctx.engine)
+        await ctx.writer.run(lambda session: store.runs.add_run(session, result, slot=7))
+        async with ctx.sessions() as session:
+            stored = await store.runs.last_run(session, result.provider)
+        assert stored is not None and stored.slot == 7
+        assert stored.result == result.model_dump(mode="json")
+    finally:
+        await ctx.close()
