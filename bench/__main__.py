@@ -2,7 +2,7 @@
 (the engine rows, then `peers` and `tls-memory`), print the tables.
 
 Subcommands with their own options: `serve-load`, `api-latency`, `peers`, `tls-memory`,
-`alerts`, `record`.
+`alerts`, `record`, `cli-start`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,16 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bench import alerts, api_latency, clients, peers, record, serve_load, tls_memory
+from bench import (
+    alerts,
+    api_latency,
+    cli_start,
+    clients,
+    peers,
+    record,
+    serve_load,
+    tls_memory,
+)
 from bench.report import table
 from bench.scenarios import FULL, QUICK, Bench
 from bench.server import ServerProcess
@@ -53,6 +62,8 @@ def main() -> int:
         return tls_memory.main(sys.argv[2:])
     if sys.argv[1:2] == ["api-latency"]:  # its own options: `python -m bench api-latency -h`
         return api_latency.main(sys.argv[2:])
+    if sys.argv[1:2] == ["cli-start"]:  # its own options: `python -m bench cli-start -h`
+        return cli_start.main(sys.argv[2:])
     if sys.argv[1:2] == ["record"]:  # its own options: `python -m bench record -h`
         return record.main(sys.argv[2:])
     if sys.argv[1:2] == ["alerts"]:  # its own options: `python -m bench alerts -h`
