@@ -89,47 +89,100 @@ class Outbox:
         self.renew_every = self.lease.total_seconds() / 3
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Deliver until `stopping` is set; finishes the batch in hand first.
+        """Deliver until `stopping` is set; finishes the deliveries in hand first.
 
-        A pass runs when woken (ctx.outbox_wake: a commit here, a NOTIFY from
-        another replica) or every POLL_INTERVAL, which also catches retries
-        falling due and any wake-up that was lost.
+        Deliveries are claimed as sends finish, not a batch at a time: a slow or
+        hanging subscriber holds its own sends (and the per-subscriber limit), not
+        everyone's next claim. It claims when half the batch is free, and whenever
+        woken (ctx.outbox_wake: a commit here, a NOTIFY from another replica) or
+        every POLL_INTERVAL, which also catches retries falling due and any wake-up
+        that was lost.
         """
         wake = self.ctx.outbox_wake
         chores = [asyncio.create_task(_wake_on(stopping, wake)),
                   asyncio.create_task(listen(self.ctx, stopping))]
+        in_hand: set[str] = set()
+        sending: set[asyncio.Task[None]] = set()
+        keeper: asyncio.Task[None] | None = None
         try:
             while not stopping.is_set():
-                wake.clear()  # before the pass: a commit during it wakes the next one
+                wake.clear()  # before the claim: a commit during it wakes the next one
+                room = self.batch - len(sending)
+                started: list[asyncio.Task[None]] = []
+                # Half the batch free, not one slot: a claim a delivery would cost more
+                # than the wait it saves.
+                if room >= max(1, self.batch // 2):
+                    started = await self._claim_guarded(room, in_hand)
+                    sending.update(started)
+                if in_hand and (keeper is None or keeper.done()):
+                    keeper = asyncio.create_task(self._keep_leases(in_hand))
+                if started and len(started) == room:
+                    continue  # the queue may hold more: claim again once there is room
+                woken = asyncio.create_task(wake.wait())
                 try:
-                    sent = await self.deliver_due()
-                except Exception as exc:  # nothing may kill the worker
-                    if unreachable(exc):  # known: counted and logged once a minute
-                        self.ctx.outage.failed("outbox pass", exc)
-                        self.ctx.metrics.database_failures.labels("outbox").inc()
-                    else:
-                        log.exception("outbox pass failed", extra={"action": "outbox_error"})
-                    sent = 0
-                else:
-                    self.ctx.outage.reached()
-                if not sent:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), POLL_INTERVAL)
+                    await asyncio.wait({woken, *sending}, timeout=POLL_INTERVAL,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                self._collect(sending)
         finally:
-            for chore in chores:
-                chore.cancel()
-            await asyncio.gather(*chores, return_exceptions=True)
+            if sending:
+                await asyncio.wait(sending)
+                self._collect(sending)
+            for task in (*chores, *([keeper] if keeper else [])):
+                task.cancel()
+            await asyncio.gather(*chores, *([keeper] if keeper else []),
+                                 return_exceptions=True)
             await self.client.aclose()
 
+    async def _claim_guarded(self, room: int,
+                             in_hand: set[str]) -> list[asyncio.Task[None]]:
+        """`_claim`, with a failure counted (the database away) or logged, never raised:
+        nothing may kill the worker."""
+        try:
+            started = await self._claim(room, in_hand)
+        except Exception as exc:
+            self._failed(exc)
+            return []
+        self.ctx.outage.reached()
+        return started
+
+    def _collect(self, sending: set[asyncio.Task[None]]) -> None:
+        """Take the finished sends out of `sending`; a send that raised is reported."""
+        for task in [t for t in sending if t.done()]:
+            sending.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        if unreachable(exc):  # known: counted and logged once a minute
+            self.ctx.outage.failed("outbox pass", exc)
+            self.ctx.metrics.database_failures.labels("outbox").inc()
+        else:
+            log.error("outbox pass failed", exc_info=exc, extra={"action": "outbox_error"})
+
     async def deliver_due(self) -> int:
+        """One pass: claim a batch of due deliveries and send them all; how many."""
+        in_hand: set[str] = set()
+        sends = await self._claim(self.batch, in_hand)
+        if not sends:
+            return 0
+        keeper = asyncio.create_task(self._keep_leases(in_hand))
+        try:
+            await asyncio.gather(*sends)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        return len(sends)
+
+    async def _claim(self, limit: int, in_hand: set[str]) -> list[asyncio.Task[None]]:
+        """Claim up to `limit` due deliveries and start sending each; their ids are in
+        `in_hand` (whose leases `_keep_leases` renews) until each is recorded."""
         now = self.ctx.clock()
         # (The queue's depth is a gauge the gauges chore reads for every replica alike.)
         claimed = await self.ctx.writer.run(lambda session: store.outbox.claim_due(
-            session, now, self.ctx.replica, lease=self.lease, limit=self.batch))
-        if not claimed:
-            return 0
-        in_hand = {c.delivery.id for c in claimed}
-        keeper = asyncio.create_task(self._keep_leases(in_hand))
+            session, now, self.ctx.replica, lease=self.lease, limit=limit))
 
         async def deliver(claim: store.outbox.ClaimedDelivery) -> None:
             try:
@@ -137,13 +190,8 @@ class Outbox:
             finally:
                 in_hand.discard(claim.delivery.id)
 
-        try:
-            await asyncio.gather(*(deliver(c) for c in claimed))
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-        return len(claimed)
+        in_hand.update(c.delivery.id for c in claimed)
+        return [asyncio.create_task(deliver(c)) for c in claimed]
 
     async def _keep_leases(self, in_hand: set[str]) -> None:
         """Renew the claims of the deliveries still in hand, until they are all done."""

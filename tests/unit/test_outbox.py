@@ -434,3 +434,42 @@ async def test_a_dead_workers_delivery_is_sent_again_within_its_lease(
             await worker.client.aclose()
         await a.close()
         await b.close()
+
+
+async def test_a_hanging_subscriber_holds_only_its_own_sends(
+        tmp_path: Path, receiver: Receiver) -> None:
+    # The worker claims as sends finish, not a batch at a time: events raised while one
+    # subscriber hangs reach the others at once, not after that subscriber's timeout.
+    async with running(Receiver(script=[Reply(hang=True)])) as hanging:
+        clock = Clock()
+        ctx = make_ctx(f"sqlite+aiosqlite:///{tmp_path / 'db'}", receiver.url, clock)
+        ctx.config = ctx.config.model_copy(update={"subscriptions": (
+            *ctx.config.subscriptions,
+            ctx.config.subscriptions[0].model_copy(
+                update={"name": "hangs", "url": f"{hanging.url}/hook"}))})
+        outbox = Outbox(ctx, timeout=2)
+        stopping = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
+        try:
+            [event] = await setup(ctx)
+            worker = asyncio.create_task(outbox.run(stopping))
+            await hanging.wait_for(1)
+            await receiver.wait_for(1)
+            later = [Event(id=new_id(), type=EventType.PROBE_FAILED, timestamp=clock(),
+                           provider="relay", run_id=f"run{n}", data={"code": 550})
+                     for n in range(2, 5)]
+            await ctx.writer.run(lambda s: store.events.add_events(s, later, clock()))
+            ctx.outbox_wake.set()
+            await receiver.wait_for(4)
+            async with ctx.sessions() as session:
+                hung = (await session.exec(sa.select(DeliveryRow).join(
+                    SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
+                    .where(SubscriptionRow.name == "hangs"))).scalars().all()
+            assert len(hung) == 4
+            [first] = [row for row in hung if row.event_id == event.id]
+            assert first.attempts == 0  # still in its 2 s timeout: nothing waited for it
+        finally:
+            stopping.set()
+            if worker is not None:
+                await asyncio.wait_for(worker, 10)  # the hanging send ends by its timeout
+            await ctx.close()
