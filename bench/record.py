@@ -43,7 +43,6 @@ PROVIDERS = 420
 class Row:
     database: str
     callers: int
-    runs: int
     cpu_ms: float  # per recorded run
     per_second: float
     per_group: float
@@ -78,7 +77,7 @@ async def _measure(kind: str, config: Config, sample: ProbeResult, runs: int,
             cpu, wall = time.process_time(), time.perf_counter()
             await asyncio.gather(*(caller() for _ in range(callers)))
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            return Row(kind, callers, runs, cpu / runs * 1000, runs / wall,
+            return Row(kind, callers, cpu / runs * 1000, runs / wall,
                        runs / (ctx.writer.groups - groups))
         finally:
             await ctx.close()

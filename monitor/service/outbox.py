@@ -107,6 +107,7 @@ class Outbox:
         try:
             while not stopping.is_set():
                 wake.clear()  # before the claim: a commit during it wakes the next one
+                self._collect(sending)
                 room = self.batch - len(sending)
                 started: list[asyncio.Task[None]] = []
                 # Half the batch free, not one slot: a claim a delivery would cost more
@@ -115,6 +116,8 @@ class Outbox:
                     started = await self._claim_guarded(room, in_hand)
                     sending.update(started)
                 if in_hand and (keeper is None or keeper.done()):
+                    if keeper is not None:
+                        self._collect({keeper})  # it stopped: nothing left, or it failed
                     keeper = asyncio.create_task(self._keep_leases(in_hand))
                 if started and len(started) == room:
                     continue  # the queue may hold more: claim again once there is room
@@ -147,10 +150,10 @@ class Outbox:
         self.ctx.outage.reached()
         return started
 
-    def _collect(self, sending: set[asyncio.Task[None]]) -> None:
-        """Take the finished sends out of `sending`; a send that raised is reported."""
-        for task in [t for t in sending if t.done()]:
-            sending.discard(task)
+    def _collect(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Take the finished tasks out of `tasks`; one that raised is reported."""
+        for task in [t for t in tasks if t.done()]:
+            tasks.discard(task)
             if not task.cancelled() and (exc := task.exception()) is not None:
                 self._failed(exc)
 
