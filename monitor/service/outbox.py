@@ -83,7 +83,7 @@ class Outbox:
         # while the batch is in hand (`_keep_leases`), however long it queues behind the
         # per-subscriber limit and Slack's pacing: a worker that dies is presumed dead
         # within seconds, and another sends again with the same webhook-id
-        # (`finish_attempt` refuses the dead one's late result).
+        # (`finish_attempts` refuses the dead one's late result).
         self.batch = self.limiter.overall
         self.lease = lease or timedelta(seconds=max(timeout, LEASE_FLOOR) + LEASE_FLOOR)
         self.renew_every = self.lease.total_seconds() / 3
@@ -332,9 +332,9 @@ class Outbox:
             latency_ms=result.latency_ms, outcome=outcome.kind.value,
             response=result.record[:1024] or None, worker=self.ctx.replica)
         error = None if status == "delivered" else outcome.reason
-        recorded = await self.ctx.writer.run(lambda session: store.outbox.finish_attempt(
-            session, delivery.id, attempt, status=status, next_attempt_at=next_at,
-            error=error, worker=self.ctx.replica))
+        finish = store.outbox.Finish(attempt, status=status, next_attempt_at=next_at,
+                                     error=error, worker=self.ctx.replica)
+        recorded = await self.ctx.writer.run_batched(store.outbox.finish_attempts, finish)
         if not recorded:
             log.warning("delivery claim lost", extra={
                 "action": "delivery_claim_lost", "delivery_id": delivery.id,

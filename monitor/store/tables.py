@@ -155,7 +155,7 @@ class DeliveryRow(SQLModel, table=True):
     """One event for one subscriber: the outbox. Written with the event, claimed by a worker."""
 
     __tablename__ = "delivery"
-    __table_args__ = (sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+    __table_args__ = (sa.Index("ix_delivery_due", "status", "next_attempt_at", "id"),
                       sa.Index("ix_delivery_created_at", "created_at"))
 
     id: str = Field(primary_key=True, max_length=32)

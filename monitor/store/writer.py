@@ -19,6 +19,11 @@ may therefore run more than once, and only its last run counts. An error that
 `shared` says is the database's (a lost connection) fails the whole group
 without that second round.
 
+Batched works (`run_batched`): the items queued for the same function within a
+group are handed to it together, as one call with their list, so a statement per
+item becomes one per group (the outbox records its attempts so). Alone — when the
+group is run again work by work — an item's function gets a list of one.
+
 Never call it from inside an open SQLite write transaction of an AsyncSession: the
 writer would wait for that transaction's lock while it waits for the writer.
 """
@@ -26,7 +31,7 @@ writer would wait for that transaction's lock while it waits for the writer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -47,10 +52,23 @@ T = TypeVar("T")
 WINDOW = 0.004
 
 
+# A batched work: all of a group's items at once, a result for each, in their order.
+Batch = Callable[[Session, list[Any]], list[T]]
+
+
 @dataclass
 class _Queued(Generic[T]):
-    work: Callable[[Session], T]
+    work: Callable[[Session], T] | None
     done: asyncio.Future[T]
+    batch: Batch[T] | None = None
+    item: Any = None
+
+    def alone(self) -> Callable[[Session], T]:
+        if self.work is not None:
+            return self.work
+        batch, item = self.batch, self.item
+        assert batch is not None
+        return lambda session: batch(session, [item])[0]
 
 
 @dataclass(frozen=True)
@@ -83,10 +101,19 @@ class Writer:
         self.groups = 0  # transactions committed or tried: the works per group, for benches
 
     async def run(self, work: Callable[[Session], T]) -> T:
+        return await self._queued(work, None, None)
+
+    async def run_batched(self, batch: Batch[T], item: Any) -> T:
+        """`batch(session, [item, …])`'s result for `item`, with the group's other items
+        for the same `batch` in the same call."""
+        return await self._queued(None, batch, item)
+
+    async def _queued(self, work: Callable[[Session], T] | None, batch: Batch[T] | None,
+                      item: Any) -> T:
         if self._closed:
             raise RuntimeError("the database writer is closed (the service is stopping)")
         loop = asyncio.get_running_loop()
-        queued: _Queued[T] = _Queued(work, loop.create_future())
+        queued: _Queued[T] = _Queued(work, loop.create_future(), batch, item)
         self._queue.append(queued)
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
@@ -103,7 +130,7 @@ class Writer:
             if not group:
                 continue
             self.groups += 1
-            outcomes = await self._write([q.work for q in group])
+            outcomes = await self._write(group)
             for queued, outcome in zip(group, outcomes, strict=True):
                 if queued.done.done():
                     continue  # its caller was cancelled meanwhile
@@ -112,35 +139,32 @@ class Writer:
                 else:
                     queued.done.set_result(outcome.value)
 
-    async def _write(self, works: list[Callable[[Session], Any]]) -> list[_Outcome]:
+    async def _write(self, group: list[_Queued[Any]]) -> list[_Outcome]:
         try:
-            return [_Outcome(value) for value in await self._transact(works)]
+            return [_Outcome(value) for value in await self._transact(_merged(group))]
         except Exception as exc:
-            if len(works) == 1 or self._shared(exc):
-                return [_Outcome(error=exc)] * len(works)
+            if len(group) == 1 or self._shared(exc):
+                return [_Outcome(error=exc)] * len(group)
         outcomes = []
-        for work in works:  # one of them failed the group: each alone, so it fails alone
+        for queued in group:  # one of them failed the group: each alone, so it fails alone
             try:
-                outcomes.append(_Outcome((await self._transact([work]))[0]))
+                outcomes.append(_Outcome(await self._transact(queued.alone())))
             except Exception as exc:
                 outcomes.append(_Outcome(error=exc))
         return outcomes
 
-    async def _transact(self, works: list[Callable[[Session], Any]]) -> list[Any]:
-        def group(session: Session) -> list[Any]:
-            return [work(session) for work in works]
-
+    async def _transact(self, work: Callable[[Session], T]) -> T:
         if self._thread is None:
             async with self._sessions() as session, session.begin():
-                return await within(session, group)
+                return await within(session, work)
         # Once in the thread, the transaction finishes there whatever the callers do.
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_thread,
-                                                                 group)
+                                                                 work)
 
-    def _in_thread(self, group: Callable[[Session], list[Any]]) -> list[Any]:
+    def _in_thread(self, work: Callable[[Session], T]) -> T:
         assert self._engine is not None
         with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            return group(session)
+            return work(session)
 
     async def close(self) -> None:
         """Write the groups already queued, then close the connection. Idempotent."""
@@ -152,6 +176,35 @@ class Writer:
         if self._engine is not None and self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
             self._thread.shutdown(wait=False)
+
+
+def _merged(group: list[_Queued[Any]]) -> Callable[[Session], list[Any]]:
+    """One work for the group: the plain works in turn, each batch once (where its first
+    item was queued) with all its items; a result for each queued work, in order."""
+    items: dict[Batch[Any], list[Any]] = {}
+    for queued in group:
+        if queued.batch is not None:
+            items.setdefault(queued.batch, []).append(queued.item)
+
+    def work(session: Session) -> list[Any]:
+        results: dict[Batch[Any], Iterator[Any]] = {}
+        out = []
+        for queued in group:
+            if queued.batch is None:
+                assert queued.work is not None
+                out.append(queued.work(session))
+                continue
+            if queued.batch not in results:
+                batched = items[queued.batch]
+                values = queued.batch(session, batched)
+                if len(values) != len(batched):
+                    raise ValueError(f"{queued.batch.__name__} returned {len(values)} "
+                                     f"results for {len(batched)} items")
+                results[queued.batch] = iter(values)
+            out.append(next(results[queued.batch]))
+        return out
+
+    return work
 
 
 async def within(session: AsyncSession, work: Callable[[Session], T]) -> T:

@@ -26,6 +26,7 @@ from monitor.service.subscriptions import sync_config_subscriptions
 from monitor.store.db import migrate
 from monitor.store.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from monitor.webhooks.retry import RetryPolicy
+from tests.databases import throwaway_database
 from tests.receivers import Receiver, Reply, running
 from tests.waiting import until
 
@@ -371,12 +372,72 @@ async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
                                     status=200, latency_ms=1.0, outcome="delivered",
                                     response=None, worker="worker-a")
         assert not await ctx.writer.run(lambda s: store.outbox.finish_attempt(
-            s, claimed.delivery.id, late, status="delivered", next_attempt_at=None,
-            error=None, worker="worker-a"))
+            s, store.outbox.Finish(late, status="delivered", next_attempt_at=None,
+                                   error=None, worker="worker-a")))
         assert (await delivery(ctx)).status == "pending"
         assert await attempts(ctx) == []
     finally:
         await ctx.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def either(request: pytest.FixtureRequest, tmp_path: Path,
+                 receiver: Receiver) -> AsyncIterator[tuple[AppContext, Clock]]:
+    """A context on each database, with the injected clock."""
+    async with throwaway_database(request.param, tmp_path) as url:
+        clock = Clock()
+        ctx = make_ctx(url, receiver.url, clock)
+        try:
+            yield ctx, clock
+        finally:
+            await ctx.close()
+
+
+async def test_a_claim_takes_the_oldest_due_up_to_its_limit(
+        either: tuple[AppContext, Clock]) -> None:
+    ctx, clock = either
+    await setup(ctx, n=7)
+    async with ctx.sessions() as session:
+        queue = sorted((await session.exec(sa.select(DeliveryRow.next_attempt_at,
+                                                     DeliveryRow.id))).all())
+    lease = timedelta(seconds=60)
+    taken = []
+    for worker, limit in (("a", 2), ("b", 2), ("c", 10), ("d", 10)):
+        claimed = await ctx.writer.run(lambda s, w=worker, n=limit: (
+            store.outbox.claim_due(s, clock.now, w, lease=lease, limit=n)))
+        taken.append([c.delivery.id for c in claimed])
+    assert taken == [[i for _, i in queue[:2]], [i for _, i in queue[2:4]],
+                     [i for _, i in queue[4:]], []]
+
+
+async def test_attempts_recorded_together_each_need_their_claim(
+        either: tuple[AppContext, Clock]) -> None:
+    ctx, clock = either
+    await setup(ctx, n=2)
+    first, second = await ctx.writer.run(lambda s: store.outbox.claim_due(
+        s, clock.now, "worker-a", lease=timedelta(seconds=1)))
+    clock.now += timedelta(seconds=2)  # worker-a's leases run out; b takes one
+    [taken] = await ctx.writer.run(lambda s: store.outbox.claim_due(
+        s, clock.now, "worker-b", lease=timedelta(seconds=60), limit=1))
+    assert taken.delivery.id == first.delivery.id
+
+    def finish(claimed: store.outbox.ClaimedDelivery) -> store.outbox.Finish:
+        attempt = store.outbox.Attempt(
+            delivery_id=claimed.delivery.id, attempt=1, at=clock.now, status=200,
+            latency_ms=1.0, outcome="delivered", response=None, worker="worker-a")
+        return store.outbox.Finish(attempt, status="delivered", next_attempt_at=None,
+                                   error=None, worker="worker-a")
+
+    assert await asyncio.gather(*(ctx.writer.run_batched(
+        store.outbox.finish_attempts, finish(c)) for c in (first, second))) == [False, True]
+    async with ctx.sessions() as session:
+        rows = {r.id: r for r in (await session.exec(sa.select(DeliveryRow))).scalars()}
+    assert rows[first.delivery.id].status == "pending"
+    assert rows[first.delivery.id].claimed_by == "worker-b"
+    assert rows[second.delivery.id].status == "delivered"
+    assert rows[second.delivery.id].delivered_at == clock.now
+    assert rows[second.delivery.id].claimed_by is None
+    assert [a.delivery_id for a in await attempts(ctx)] == [second.delivery.id]
 
 
 def _real_clock_ctx(url: str, receiver_url: str) -> AppContext:

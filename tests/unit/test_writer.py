@@ -149,3 +149,50 @@ async def test_a_caller_cancelled_before_its_group_starts_is_left_out(ctx: AppCo
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert await run_ids(ctx) == ["r1"]
+
+
+def add_all(calls: list[list[str]]) -> Callable[[Session, list[str]], list[str]]:
+    def batch(session: Session, run_ids: list[str]) -> list[str]:
+        calls.append(list(run_ids))
+        if "bad" in run_ids:
+            raise ValueError("a bad item")
+        for run_id in run_ids:
+            store.runs.add_run(session, run().model_copy(update={"run_id": run_id}))
+        return [f"added {run_id}" for run_id in run_ids]
+    return batch
+
+
+async def test_batched_items_queued_together_go_to_one_call(ctx: AppContext) -> None:
+    calls: list[list[str]] = []
+    batch = add_all(calls)
+    results = await asyncio.gather(ctx.writer.run_batched(batch, "b1"),
+                                   ctx.writer.run(adding("w1")),
+                                   ctx.writer.run_batched(batch, "b2"),
+                                   ctx.writer.run_batched(batch, "b3"))
+    assert results == ["added b1", "w1", "added b2", "added b3"]  # each caller its own
+    assert calls == [["b1", "b2", "b3"]] and ctx.writer.groups == 1
+    assert await run_ids(ctx) == ["b1", "b2", "b3", "w1"]
+
+
+async def test_a_batch_that_raises_is_run_again_item_by_item(ctx: AppContext) -> None:
+    calls: list[list[str]] = []
+    batch = add_all(calls)
+    outcomes = await asyncio.gather(*(ctx.writer.run_batched(batch, item)
+                                      for item in ("b1", "bad", "b2")),
+                                    ctx.writer.run(adding("w1")), return_exceptions=True)
+    assert outcomes[0] == "added b1" and outcomes[2] == "added b2" and outcomes[3] == "w1"
+    assert isinstance(outcomes[1], ValueError)
+    assert calls == [["b1", "bad", "b2"], ["b1"], ["bad"], ["b2"]]
+    assert await run_ids(ctx) == ["b1", "b2", "w1"]
+
+
+async def test_a_batch_with_a_result_short_fails_with_a_clear_error(ctx: AppContext) -> None:
+    def short(session: Session, items: list[str]) -> list[str]:
+        return items[:1]
+
+    outcomes = await asyncio.gather(*(ctx.writer.run_batched(short, i) for i in "ab"),
+                                    return_exceptions=True)
+    # Together, the count is wrong; alone, each item gets its one result.
+    assert outcomes == ["a", "b"]
+    with pytest.raises(ValueError, match="returned 0 results for 1 items"):
+        await ctx.writer.run_batched(lambda session, items: [], "c")
