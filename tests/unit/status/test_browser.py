@@ -169,11 +169,16 @@ async def test_the_pages_in_headless_chromium(browser: Any, seeded_db: str,
 
 def _sign_in(driver: Any, base: str) -> tuple[str, str, list[str]]:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.wait import WebDriverWait
 
     driver.get(f"{base}/providers/good")
-    asked = driver.find_element(By.TAG_NAME, "h1").text
+    heading = driver.find_element(By.TAG_NAME, "h1")
+    asked = heading.text
     driver.find_element(By.NAME, "token").send_keys(READ)
     driver.find_element(By.CSS_SELECTOR, "form button").click()
+    # The sign-in page's heading goes with it: read the next page's, not that one.
+    WebDriverWait(driver, 10).until(staleness_of(heading))
     return asked, driver.find_element(By.TAG_NAME, "h1").text, _console_errors(driver)
 
 
