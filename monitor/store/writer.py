@@ -63,13 +63,6 @@ class _Queued(Generic[T]):
     batch: Batch[T] | None = None
     item: Any = None
 
-    def alone(self) -> Callable[[Session], T]:
-        if self.work is not None:
-            return self.work
-        batch, item = self.batch, self.item
-        assert batch is not None
-        return lambda session: batch(session, [item])[0]
-
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -148,7 +141,7 @@ class Writer:
         outcomes = []
         for queued in group:  # one of them failed the group: each alone, so it fails alone
             try:
-                outcomes.append(_Outcome(await self._transact(queued.alone())))
+                outcomes.append(_Outcome((await self._transact(_merged([queued])))[0]))
             except Exception as exc:
                 outcomes.append(_Outcome(error=exc))
         return outcomes
