@@ -155,11 +155,6 @@ def finish_attempts(session: Session, finishes: list[Finish]) -> list[bool]:
     return held
 
 
-def finish_attempt(session: Session, finish: Finish) -> bool:
-    """`finish_attempts` for one."""
-    return finish_attempts(session, [finish])[0]
-
-
 _DELIVERIES: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 _ATTEMPTS: sa.Table = DeliveryAttemptRow.__table__  # type: ignore[attr-defined]
 _HOLDERS = (sa.select(_DELIVERIES.c.id, _DELIVERIES.c.claimed_by)

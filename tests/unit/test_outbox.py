@@ -371,9 +371,9 @@ async def test_a_worker_that_lost_its_claim_records_nothing(tmp_path: Path,
         late = store.outbox.Attempt(delivery_id=claimed.delivery.id, attempt=1, at=clock.now,
                                     status=200, latency_ms=1.0, outcome="delivered",
                                     response=None, worker="worker-a")
-        assert not await ctx.writer.run(lambda s: store.outbox.finish_attempt(
-            s, store.outbox.Finish(late, status="delivered", next_attempt_at=None,
-                                   error=None, worker="worker-a")))
+        assert await ctx.writer.run(lambda s: store.outbox.finish_attempts(
+            s, [store.outbox.Finish(late, status="delivered", next_attempt_at=None,
+                                    error=None, worker="worker-a")])) == [False]
         assert (await delivery(ctx)).status == "pending"
         assert await attempts(ctx) == []
     finally:
