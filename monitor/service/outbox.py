@@ -127,11 +127,12 @@ class Outbox:
                                        return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     woken.cancel()
-                self._collect(sending)
         finally:
             if sending:
                 await asyncio.wait(sending)
                 self._collect(sending)
+            if keeper is not None and keeper.done():
+                self._collect({keeper})  # one that failed is reported, not cancelled away
             for task in (*chores, *([keeper] if keeper else [])):
                 task.cancel()
             await asyncio.gather(*chores, *([keeper] if keeper else []),
